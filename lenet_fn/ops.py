@@ -1,0 +1,820 @@
+"""Every layer as a pure pair: ``<op>_forward(...) -> (out, cache)`` and ``<op>_backward(d_out, cache)``.
+
+Conventions (see DESIGN.md): images are NCHW, conv weights ``(C_out, C_in, kh, kw)``, linear
+weights ``(out, in)``. Ops preserve the dtype (float32 or float64; all arrays of one call share
+it), never write into their arguments, and keep read-only views in their caches.
+Hyperparameters are keyword-only.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, overload
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from lenet_fn.arrays import (
+    FloatArray,
+    FloatDType,
+    check_float_array,
+    check_int,
+    check_int_pair,
+    check_positive_float,
+    check_same_dtype,
+    check_shape,
+    readonly_view,
+)
+
+SQUASH_AMPLITUDE = 1.7159
+"""LeCun's squashing function ``A * tanh(S * x)``: the amplitude ``A``."""
+SQUASH_SLOPE = 2.0 / 3.0
+"""LeCun's squashing function ``A * tanh(S * x)``: the slope ``S``."""
+
+
+def _check_d_out(d_out: object, shape: tuple[int, ...], dtype: FloatDType) -> FloatArray:
+    """Checks an upstream gradient against the forward output's shape and dtype."""
+    d_out = check_float_array("d_out", d_out)
+    check_shape("d_out", d_out, shape, "(the shape of the forward output)")
+    check_same_dtype("d_out", d_out, "the forward output", dtype)
+    return d_out
+
+
+# --------------------------------------------------------------------------------------------
+# linear
+
+
+@attrs.frozen
+class LinearCache:
+    """Saved by ``linear_forward``: the input ``x`` (N, in) and weights ``w`` (out, in)."""
+
+    x: FloatArray
+    w: FloatArray
+
+
+def linear_forward(x: FloatArray, w: FloatArray, b: FloatArray) -> tuple[FloatArray, LinearCache]:
+    """Affine map ``out = x @ w.T + b``.
+
+    Args:
+        x: inputs, shape (N, in).
+        w: weights, shape (out, in).
+        b: biases, shape (out,).
+
+    Returns:
+        ``out`` of shape (N, out), and the cache for ``linear_backward``.
+    """
+    x = check_float_array("x", x, layout="(N, in)")
+    w = check_float_array("w", w, layout="(out, in)")
+    b = check_float_array("b", b, layout="(out,)")
+    check_same_dtype("w", w, "x", x.dtype)
+    check_same_dtype("b", b, "x", x.dtype)
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"w: expected {x.shape[1]} input features (x has shape {x.shape}), got w of shape {w.shape}"
+        )
+    check_shape("b", b, (w.shape[0],), "(one bias per row of w)")
+    out = x @ w.T
+    out += b
+    return out, LinearCache(x=readonly_view(x), w=readonly_view(w))
+
+
+@overload
+def linear_backward(
+    d_out: FloatArray, cache: LinearCache, *, input_grad: Literal[True] = True
+) -> tuple[FloatArray, FloatArray, FloatArray]: ...
+@overload
+def linear_backward(
+    d_out: FloatArray, cache: LinearCache, *, input_grad: Literal[False]
+) -> tuple[None, FloatArray, FloatArray]: ...
+@overload
+def linear_backward(
+    d_out: FloatArray, cache: LinearCache, *, input_grad: bool
+) -> tuple[FloatArray | None, FloatArray, FloatArray]: ...
+def linear_backward(
+    d_out: FloatArray, cache: LinearCache, *, input_grad: bool = True
+) -> tuple[FloatArray | None, FloatArray, FloatArray]:
+    """Gradients of ``linear_forward``.
+
+    Args:
+        d_out: upstream gradient, shape (N, out).
+        cache: from ``linear_forward``.
+        input_grad: compute ``d_x``; ``False`` returns ``None`` in its place (a first layer).
+
+    Returns:
+        ``(d_x, d_w, d_b)`` of shapes (N, in), (out, in), (out,).
+    """
+    x, w = cache.x, cache.w
+    d_out = _check_d_out(d_out, (x.shape[0], w.shape[0]), x.dtype)
+    d_x = d_out @ w if input_grad else None
+    return d_x, d_out.T @ x, d_out.sum(axis=0)
+
+
+# --------------------------------------------------------------------------------------------
+# conv2d
+
+
+@attrs.frozen
+class Conv2dCache:
+    """Saved by ``conv2d_forward``.
+
+    Attributes:
+        columns: the unfolded padded input, shape (N, C * kh * kw, Ho * Wo).
+        w: weights, shape (F, C, kh, kw).
+        x_shape: the input's shape (N, C, H, W).
+        stride: (sh, sw).
+        padding: (ph, pw).
+    """
+
+    columns: FloatArray
+    w: FloatArray
+    x_shape: tuple[int, int, int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+
+    @property
+    def out_size(self) -> tuple[int, int]:
+        """The output's spatial size (Ho, Wo)."""
+        kernel = (self.w.shape[2], self.w.shape[3])
+        return conv2d_output_size((self.x_shape[2], self.x_shape[3]), kernel, self.stride, self.padding)
+
+
+def conv2d_output_size(
+    in_size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]
+) -> tuple[int, int]:
+    """Spatial output size of a convolution (floor mode, as in PyTorch)."""
+    return (
+        (in_size[0] + 2 * padding[0] - kernel[0]) // stride[0] + 1,
+        (in_size[1] + 2 * padding[1] - kernel[1]) // stride[1] + 1,
+    )
+
+
+def check_conv2d_args(
+    x: object, w: object, b: object, stride: object, padding: object
+) -> tuple[FloatArray, FloatArray, FloatArray, tuple[int, int], tuple[int, int]]:
+    """Validates the arguments of a 2-D convolution (shared with the loop reference)."""
+    x = check_float_array("x", x, layout="(N, C, H, W)")
+    w = check_float_array("w", w, layout="(F, C, kh, kw)")
+    b = check_float_array("b", b, layout="(F,)")
+    check_same_dtype("w", w, "x", x.dtype)
+    check_same_dtype("b", b, "x", x.dtype)
+    strides = check_int_pair("stride", stride, minimum=1)
+    paddings = check_int_pair("padding", padding, minimum=0)
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"w: expected {x.shape[1]} input channels (x has shape {x.shape}), got w of shape {w.shape}"
+        )
+    check_shape("b", b, (w.shape[0],), "(one bias per output channel of w)")
+    padded = (x.shape[2] + 2 * paddings[0], x.shape[3] + 2 * paddings[1])
+    if w.shape[2] > padded[0] or w.shape[3] > padded[1]:
+        raise ValueError(
+            f"w: kernel {w.shape[2]}x{w.shape[3]} is larger than the padded input "
+            f"{padded[0]}x{padded[1]} (x is {x.shape[2]}x{x.shape[3]}, padding {paddings})"
+        )
+    return x, w, b, strides, paddings
+
+
+def _pad(x: FloatArray, padding: tuple[int, int]) -> FloatArray:
+    ph, pw = padding
+    if ph == 0 and pw == 0:
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+
+
+def _unfold(
+    padded: FloatArray, kernel: tuple[int, int], stride: tuple[int, int], out_size: tuple[int, int]
+) -> FloatArray:
+    """im2col: the kernel windows of ``padded`` (N, C, Hp, Wp) as (N, C * kh * kw, Ho * Wo)."""
+    n, c = padded.shape[:2]
+    (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_size
+    columns = np.empty((n, c, kh, kw, ho, wo), dtype=padded.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            columns[:, :, i, j] = padded[:, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw]
+    return columns.reshape(n, c * kh * kw, ho * wo)
+
+
+def _fold(
+    d_columns: FloatArray,
+    padded_shape: tuple[int, int, int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    out_size: tuple[int, int],
+) -> FloatArray:
+    """col2im, the adjoint of ``_unfold``: sums window gradients back into (N, C, Hp, Wp)."""
+    n, c = padded_shape[:2]
+    (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_size
+    windows = d_columns.reshape(n, c, kh, kw, ho, wo)
+    d_padded = np.zeros(padded_shape, dtype=d_columns.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            d_padded[:, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw] += windows[:, :, i, j]
+    return d_padded
+
+
+def conv2d_forward(
+    x: FloatArray,
+    w: FloatArray,
+    b: FloatArray,
+    *,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+) -> tuple[FloatArray, Conv2dCache]:
+    """2-D cross-correlation (PyTorch's ``conv2d``) with zero padding.
+
+    Args:
+        x: inputs, shape (N, C, H, W).
+        w: weights, shape (F, C, kh, kw).
+        b: biases, shape (F,).
+        stride: step between windows, an int or (sh, sw), each >= 1.
+        padding: zeros added on each side, an int or (ph, pw), each >= 0.
+
+    Returns:
+        ``out`` of shape (N, F, Ho, Wo) with ``Ho = (H + 2 ph - kh) // sh + 1`` (likewise ``Wo``),
+        and the cache for ``conv2d_backward``.
+    """
+    x, w, b, strides, paddings = check_conv2d_args(x, w, b, stride, padding)
+    n, _, h, width = x.shape
+    f, c, kh, kw = w.shape
+    ho, wo = conv2d_output_size((h, width), (kh, kw), strides, paddings)
+    columns = _unfold(_pad(x, paddings), (kh, kw), strides, (ho, wo))
+    out = np.matmul(w.reshape(f, c * kh * kw), columns)
+    out += b[:, None]
+    cache = Conv2dCache(
+        columns=readonly_view(columns), w=readonly_view(w), x_shape=(n, c, h, width), stride=strides, padding=paddings
+    )
+    return out.reshape(n, f, ho, wo), cache
+
+
+@overload
+def conv2d_backward(
+    d_out: FloatArray, cache: Conv2dCache, *, input_grad: Literal[True] = True
+) -> tuple[FloatArray, FloatArray, FloatArray]: ...
+@overload
+def conv2d_backward(
+    d_out: FloatArray, cache: Conv2dCache, *, input_grad: Literal[False]
+) -> tuple[None, FloatArray, FloatArray]: ...
+@overload
+def conv2d_backward(
+    d_out: FloatArray, cache: Conv2dCache, *, input_grad: bool
+) -> tuple[FloatArray | None, FloatArray, FloatArray]: ...
+def conv2d_backward(
+    d_out: FloatArray, cache: Conv2dCache, *, input_grad: bool = True
+) -> tuple[FloatArray | None, FloatArray, FloatArray]:
+    """Gradients of ``conv2d_forward``.
+
+    Args:
+        d_out: upstream gradient, shape (N, F, Ho, Wo).
+        cache: from ``conv2d_forward``.
+        input_grad: compute ``d_x``; ``False`` returns ``None`` in its place (the first layer).
+
+    Returns:
+        ``(d_x, d_w, d_b)`` of shapes (N, C, H, W), (F, C, kh, kw), (F,).
+    """
+    n, c, h, width = cache.x_shape
+    f, _, kh, kw = cache.w.shape
+    ho, wo = cache.out_size
+    d_out = _check_d_out(d_out, (n, f, ho, wo), cache.w.dtype)
+    d_flat = d_out.reshape(n, f, ho * wo)
+    d_b = d_out.sum(axis=(0, 2, 3))
+    d_w = np.matmul(d_flat, cache.columns.transpose(0, 2, 1)).sum(axis=0).reshape(cache.w.shape)
+    if not input_grad:
+        return None, d_w, d_b
+    d_columns = np.matmul(cache.w.reshape(f, c * kh * kw).T, d_flat)
+    ph, pw = cache.padding
+    padded_shape = (n, c, h + 2 * ph, width + 2 * pw)
+    d_padded = _fold(d_columns, padded_shape, (kh, kw), cache.stride, (ho, wo))
+    return d_padded[:, :, ph : ph + h, pw : pw + width], d_w, d_b
+
+
+# --------------------------------------------------------------------------------------------
+# pools and LeNet subsampling (non-overlapping windows: stride = size, floor mode)
+
+
+def check_pool_args(x: object, size: object) -> tuple[FloatArray, int]:
+    """Validates the input and window size of a pool (shared with the loop references)."""
+    x = check_float_array("x", x, layout="(N, C, H, W)")
+    size = check_int("size", size, minimum=1)
+    if size > x.shape[2] or size > x.shape[3]:
+        raise ValueError(f"size: expected a window no larger than the input {x.shape[2]}x{x.shape[3]}, got {size}")
+    return x, size
+
+
+def _window_sums(x: FloatArray, size: int) -> FloatArray:
+    """Sum over each size x size window: (N, C, H, W) -> (N, C, H // size, W // size)."""
+    n, c, h, w = x.shape
+    ho, wo = h // size, w // size
+    sums: FloatArray = x[:, :, : ho * size, : wo * size].reshape(n, c, ho, size, wo, size).sum(axis=(3, 5))
+    return sums
+
+
+def _spread_windows(d_windows: FloatArray, x_shape: tuple[int, ...], size: int) -> FloatArray:
+    """Adjoint of ``_window_sums``: every pixel of a window receives its window's gradient."""
+    n, c, ho, wo = d_windows.shape
+    blocks = np.broadcast_to(d_windows[:, :, :, None, :, None], (n, c, ho, size, wo, size))
+    spread = blocks.reshape(n, c, ho * size, wo * size)
+    if spread.shape == x_shape:
+        return spread
+    d_x = np.zeros(x_shape, dtype=d_windows.dtype)
+    d_x[:, :, : ho * size, : wo * size] = spread
+    return d_x
+
+
+@attrs.frozen
+class AvgPool2dCache:
+    """Saved by ``avg_pool2d_forward``: the input's shape (N, C, H, W), the window size, the dtype."""
+
+    x_shape: tuple[int, int, int, int]
+    size: int
+    dtype: FloatDType
+
+
+def avg_pool2d_forward(x: FloatArray, *, size: int = 2) -> tuple[FloatArray, AvgPool2dCache]:
+    """Average over non-overlapping size x size windows (stride = size; a remainder is dropped).
+
+    Args:
+        x: inputs, shape (N, C, H, W).
+        size: window side, at most min(H, W).
+
+    Returns:
+        ``out`` of shape (N, C, H // size, W // size), and the cache.
+    """
+    x, size = check_pool_args(x, size)
+    out = _window_sums(x, size)
+    out *= 1.0 / (size * size)
+    n, c, h, w = x.shape
+    return out, AvgPool2dCache(x_shape=(n, c, h, w), size=size, dtype=x.dtype)
+
+
+def avg_pool2d_backward(d_out: FloatArray, cache: AvgPool2dCache) -> FloatArray:
+    """Gradient of ``avg_pool2d_forward``.
+
+    Args:
+        d_out: upstream gradient, shape (N, C, H // size, W // size).
+        cache: from ``avg_pool2d_forward``.
+
+    Returns:
+        ``d_x`` of shape (N, C, H, W).
+    """
+    n, c, h, w = cache.x_shape
+    size = cache.size
+    d_out = _check_d_out(d_out, (n, c, h // size, w // size), cache.dtype)
+    return _spread_windows(d_out * (1.0 / (size * size)), cache.x_shape, size)
+
+
+@attrs.frozen
+class MaxPool2dCache:
+    """Saved by ``max_pool2d_forward``.
+
+    Attributes:
+        argmax: position of the first maximum inside each window (row-major), shape (N, C, Ho, Wo).
+        x_shape: the input's shape (N, C, H, W).
+        size: the window side.
+        dtype: the input's dtype.
+    """
+
+    argmax: npt.NDArray[np.intp]
+    x_shape: tuple[int, int, int, int]
+    size: int
+    dtype: FloatDType
+
+
+def max_pool2d_forward(x: FloatArray, *, size: int = 2) -> tuple[FloatArray, MaxPool2dCache]:
+    """Maximum over non-overlapping size x size windows (stride = size; a remainder is dropped).
+
+    On ties the gradient goes to the first maximum in row-major order, as in PyTorch.
+
+    Args:
+        x: inputs, shape (N, C, H, W).
+        size: window side, at most min(H, W).
+
+    Returns:
+        ``out`` of shape (N, C, H // size, W // size), and the cache.
+    """
+    x, size = check_pool_args(x, size)
+    n, c, h, w = x.shape
+    ho, wo = h // size, w // size
+    windows = (
+        x[:, :, : ho * size, : wo * size]
+        .reshape(n, c, ho, size, wo, size)
+        .transpose(0, 1, 2, 4, 3, 5)
+        .reshape(n, c, ho, wo, size * size)
+    )
+    argmax = windows.argmax(axis=-1)
+    out = np.take_along_axis(windows, argmax[..., None], axis=-1)[..., 0]
+    return out, MaxPool2dCache(argmax=readonly_view(argmax), x_shape=(n, c, h, w), size=size, dtype=x.dtype)
+
+
+def max_pool2d_backward(d_out: FloatArray, cache: MaxPool2dCache) -> FloatArray:
+    """Gradient of ``max_pool2d_forward``: each window's gradient goes to its maximum.
+
+    Args:
+        d_out: upstream gradient, shape (N, C, H // size, W // size).
+        cache: from ``max_pool2d_forward``.
+
+    Returns:
+        ``d_x`` of shape (N, C, H, W).
+    """
+    n, c, ho, wo = cache.argmax.shape
+    size = cache.size
+    d_out = _check_d_out(d_out, (n, c, ho, wo), cache.dtype)
+    d_windows = np.zeros((n, c, ho, wo, size * size), dtype=d_out.dtype)
+    np.put_along_axis(d_windows, cache.argmax[..., None], d_out[..., None], axis=-1)
+    spread = d_windows.reshape(n, c, ho, wo, size, size).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, ho * size, wo * size)
+    if spread.shape == cache.x_shape:
+        return spread
+    d_x = np.zeros(cache.x_shape, dtype=d_out.dtype)
+    d_x[:, :, : ho * size, : wo * size] = spread
+    return d_x
+
+
+@attrs.frozen
+class SubsampleCache:
+    """Saved by ``subsample_forward``.
+
+    Attributes:
+        window_sums: the sum of each window, shape (N, C, Ho, Wo).
+        coeff: the per-map coefficients, shape (C,).
+        x_shape: the input's shape (N, C, H, W).
+        size: the window side.
+    """
+
+    window_sums: FloatArray
+    coeff: FloatArray
+    x_shape: tuple[int, int, int, int]
+    size: int
+
+
+def subsample_forward(
+    x: FloatArray, coeff: FloatArray, bias: FloatArray, *, size: int = 2
+) -> tuple[FloatArray, SubsampleCache]:
+    """LeNet-5's trainable subsampling: ``out[n, c] = coeff[c] * sum(window) + bias[c]``.
+
+    Windows are size x size and do not overlap (stride = size; a remainder is dropped).
+
+    Args:
+        x: inputs, shape (N, C, H, W).
+        coeff: one coefficient per map, shape (C,).
+        bias: one bias per map, shape (C,).
+        size: window side, at most min(H, W).
+
+    Returns:
+        ``out`` of shape (N, C, H // size, W // size), and the cache.
+    """
+    x, size = check_pool_args(x, size)
+    coeff = check_float_array("coeff", coeff, layout="(C,)")
+    bias = check_float_array("bias", bias, layout="(C,)")
+    check_same_dtype("coeff", coeff, "x", x.dtype)
+    check_same_dtype("bias", bias, "x", x.dtype)
+    check_shape("coeff", coeff, (x.shape[1],), "(one coefficient per channel of x)")
+    check_shape("bias", bias, (x.shape[1],), "(one bias per channel of x)")
+    window_sums = _window_sums(x, size)
+    out = window_sums * coeff[:, None, None]
+    out += bias[:, None, None]
+    n, c, h, w = x.shape
+    cache = SubsampleCache(
+        window_sums=readonly_view(window_sums), coeff=readonly_view(coeff), x_shape=(n, c, h, w), size=size
+    )
+    return out, cache
+
+
+def subsample_backward(d_out: FloatArray, cache: SubsampleCache) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Gradients of ``subsample_forward``.
+
+    Args:
+        d_out: upstream gradient, shape (N, C, H // size, W // size).
+        cache: from ``subsample_forward``.
+
+    Returns:
+        ``(d_x, d_coeff, d_bias)`` of shapes (N, C, H, W), (C,), (C,).
+    """
+    d_out = _check_d_out(d_out, cache.window_sums.shape, cache.coeff.dtype)
+    d_coeff = np.einsum("nchw,nchw->c", d_out, cache.window_sums)
+    d_bias = d_out.sum(axis=(0, 2, 3))
+    d_x = _spread_windows(d_out * cache.coeff[:, None, None], cache.x_shape, cache.size)
+    return d_x, d_coeff, d_bias
+
+
+# --------------------------------------------------------------------------------------------
+# activations
+
+
+@attrs.frozen
+class ReluCache:
+    """Saved by ``relu_forward``: its output, any shape."""
+
+    out: FloatArray
+
+
+def relu_forward(x: FloatArray) -> tuple[FloatArray, ReluCache]:
+    """``max(x, 0)`` elementwise.
+
+    Args:
+        x: inputs, any shape.
+
+    Returns:
+        ``out`` of the shape of ``x``, and the cache.
+    """
+    x = check_float_array("x", x)
+    out = np.maximum(x, 0)
+    return out, ReluCache(out=readonly_view(out))
+
+
+def relu_backward(d_out: FloatArray, cache: ReluCache) -> FloatArray:
+    """Gradient of ``relu_forward`` (zero at ``x = 0``, as in PyTorch).
+
+    Args:
+        d_out: upstream gradient, the shape of the input.
+        cache: from ``relu_forward``.
+
+    Returns:
+        ``d_x``, the shape of the input.
+    """
+    d_out = _check_d_out(d_out, cache.out.shape, cache.out.dtype)
+    return np.where(cache.out > 0, d_out, 0)
+
+
+@attrs.frozen
+class LeakyReluCache:
+    """Saved by ``leaky_relu_forward``: its input (any shape) and the negative slope."""
+
+    x: FloatArray
+    slope: float
+
+
+def leaky_relu_forward(x: FloatArray, *, slope: float = 0.01) -> tuple[FloatArray, LeakyReluCache]:
+    """``x`` where ``x > 0``, else ``slope * x``.
+
+    Args:
+        x: inputs, any shape.
+        slope: the slope for negative inputs, a finite number > 0.
+
+    Returns:
+        ``out`` of the shape of ``x``, and the cache.
+    """
+    x = check_float_array("x", x)
+    slope = check_positive_float("slope", slope)
+    out = np.where(x > 0, x, x * slope)
+    return out, LeakyReluCache(x=readonly_view(x), slope=slope)
+
+
+def leaky_relu_backward(d_out: FloatArray, cache: LeakyReluCache) -> FloatArray:
+    """Gradient of ``leaky_relu_forward``.
+
+    Args:
+        d_out: upstream gradient, the shape of the input.
+        cache: from ``leaky_relu_forward``.
+
+    Returns:
+        ``d_x``, the shape of the input.
+    """
+    d_out = _check_d_out(d_out, cache.x.shape, cache.x.dtype)
+    return np.where(cache.x > 0, d_out, d_out * cache.slope)
+
+
+@attrs.frozen
+class SigmoidCache:
+    """Saved by ``sigmoid_forward``: its output, any shape."""
+
+    out: FloatArray
+
+
+def sigmoid_forward(x: FloatArray) -> tuple[FloatArray, SigmoidCache]:
+    """Logistic function ``1 / (1 + exp(-x))``, computed without overflow for any ``x``.
+
+    Args:
+        x: inputs, any shape.
+
+    Returns:
+        ``out`` of the shape of ``x``, and the cache.
+    """
+    x = check_float_array("x", x)
+    decay = np.exp(-np.abs(x))
+    out = np.where(x >= 0, 1.0, decay)
+    out /= 1.0 + decay
+    return out, SigmoidCache(out=readonly_view(out))
+
+
+def sigmoid_backward(d_out: FloatArray, cache: SigmoidCache) -> FloatArray:
+    """Gradient of ``sigmoid_forward``: ``d_out * out * (1 - out)``.
+
+    Args:
+        d_out: upstream gradient, the shape of the input.
+        cache: from ``sigmoid_forward``.
+
+    Returns:
+        ``d_x``, the shape of the input.
+    """
+    out = cache.out
+    d_out = _check_d_out(d_out, out.shape, out.dtype)
+    return d_out * out * (1.0 - out)
+
+
+@attrs.frozen
+class TanhCache:
+    """Saved by ``tanh_forward``: its output, any shape."""
+
+    out: FloatArray
+
+
+def tanh_forward(x: FloatArray) -> tuple[FloatArray, TanhCache]:
+    """Hyperbolic tangent.
+
+    Args:
+        x: inputs, any shape.
+
+    Returns:
+        ``out`` of the shape of ``x``, and the cache.
+    """
+    x = check_float_array("x", x)
+    out = np.tanh(x)
+    return out, TanhCache(out=readonly_view(out))
+
+
+def tanh_backward(d_out: FloatArray, cache: TanhCache) -> FloatArray:
+    """Gradient of ``tanh_forward``: ``d_out * (1 - out**2)``.
+
+    Args:
+        d_out: upstream gradient, the shape of the input.
+        cache: from ``tanh_forward``.
+
+    Returns:
+        ``d_x``, the shape of the input.
+    """
+    out = cache.out
+    d_out = _check_d_out(d_out, out.shape, out.dtype)
+    return d_out * (1.0 - out * out)
+
+
+@attrs.frozen
+class SquashCache:
+    """Saved by ``squash_forward``: its output, any shape."""
+
+    out: FloatArray
+
+
+def squash_forward(x: FloatArray) -> tuple[FloatArray, SquashCache]:
+    """LeCun's squashing function ``1.7159 * tanh(2/3 * x)`` (LeCun et al. 1998, App. A).
+
+    Args:
+        x: inputs, any shape.
+
+    Returns:
+        ``out`` of the shape of ``x``, and the cache.
+    """
+    x = check_float_array("x", x)
+    out = x * SQUASH_SLOPE
+    np.tanh(out, out=out)
+    out *= SQUASH_AMPLITUDE
+    return out, SquashCache(out=readonly_view(out))
+
+
+def squash_backward(d_out: FloatArray, cache: SquashCache) -> FloatArray:
+    """Gradient of ``squash_forward``: ``d_out * (S / A) * (A**2 - out**2)``.
+
+    Args:
+        d_out: upstream gradient, the shape of the input.
+        cache: from ``squash_forward``.
+
+    Returns:
+        ``d_x``, the shape of the input.
+    """
+    out = cache.out
+    d_out = _check_d_out(d_out, out.shape, out.dtype)
+    derivative = out * out
+    np.subtract(SQUASH_AMPLITUDE**2, derivative, out=derivative)
+    derivative *= SQUASH_SLOPE / SQUASH_AMPLITUDE
+    derivative *= d_out
+    return derivative
+
+
+@attrs.frozen
+class EluCache:
+    """Saved by ``elu_forward``: its output (any shape) and ``alpha``."""
+
+    out: FloatArray
+    alpha: float
+
+
+def elu_forward(x: FloatArray, *, alpha: float = 1.0) -> tuple[FloatArray, EluCache]:
+    """Exponential linear unit: ``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)``.
+
+    Args:
+        x: inputs, any shape.
+        alpha: the negative saturation value, a finite number > 0.
+
+    Returns:
+        ``out`` of the shape of ``x``, and the cache.
+    """
+    x = check_float_array("x", x)
+    alpha = check_positive_float("alpha", alpha)
+    out = np.where(x > 0, x, np.expm1(np.minimum(x, 0)) * alpha)
+    return out, EluCache(out=readonly_view(out), alpha=alpha)
+
+
+def elu_backward(d_out: FloatArray, cache: EluCache) -> FloatArray:
+    """Gradient of ``elu_forward``: ``d_out`` where ``x > 0``, else ``d_out * (out + alpha)``.
+
+    Args:
+        d_out: upstream gradient, the shape of the input.
+        cache: from ``elu_forward``.
+
+    Returns:
+        ``d_x``, the shape of the input.
+    """
+    out = cache.out
+    d_out = _check_d_out(d_out, out.shape, out.dtype)
+    return np.where(out > 0, d_out, d_out * (out + cache.alpha))
+
+
+# --------------------------------------------------------------------------------------------
+# RBF output layer and flatten
+
+
+@attrs.frozen
+class RbfCache:
+    """Saved by ``rbf_forward``: the inputs ``x`` (N, D) and the centers (K, D)."""
+
+    x: FloatArray
+    centers: FloatArray
+
+
+def rbf_forward(x: FloatArray, centers: FloatArray) -> tuple[FloatArray, RbfCache]:
+    """Euclidean RBF units: ``out[n, i] = sum_j (x[n, j] - centers[i, j])**2``.
+
+    Args:
+        x: inputs, shape (N, D).
+        centers: one prototype per output unit, shape (K, D).
+
+    Returns:
+        ``out`` of shape (N, K) (squared distances), and the cache.
+    """
+    x = check_float_array("x", x, layout="(N, D)")
+    centers = check_float_array("centers", centers, layout="(K, D)")
+    check_same_dtype("centers", centers, "x", x.dtype)
+    if centers.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"centers: expected {x.shape[1]} columns (x has shape {x.shape}), got centers of shape {centers.shape}"
+        )
+    difference = x[:, None, :] - centers[None, :, :]
+    out = np.einsum("nkd,nkd->nk", difference, difference)
+    return out, RbfCache(x=readonly_view(x), centers=readonly_view(centers))
+
+
+def rbf_backward(d_out: FloatArray, cache: RbfCache) -> tuple[FloatArray, FloatArray]:
+    """Gradients of ``rbf_forward``.
+
+    Args:
+        d_out: upstream gradient, shape (N, K).
+        cache: from ``rbf_forward``.
+
+    Returns:
+        ``(d_x, d_centers)`` of shapes (N, D) and (K, D).
+    """
+    x, centers = cache.x, cache.centers
+    d_out = _check_d_out(d_out, (x.shape[0], centers.shape[0]), x.dtype)
+    d_x = d_out.sum(axis=1, keepdims=True) * x
+    d_x -= d_out @ centers
+    d_x *= 2.0
+    d_centers = d_out.sum(axis=0)[:, None] * centers
+    d_centers -= d_out.T @ x
+    d_centers *= 2.0
+    return d_x, d_centers
+
+
+@attrs.frozen
+class FlattenCache:
+    """Saved by ``flatten_forward``: the input's shape and dtype."""
+
+    x_shape: tuple[int, ...]
+    dtype: FloatDType
+
+
+def flatten_forward(x: FloatArray) -> tuple[FloatArray, FlattenCache]:
+    """Flattens all axes but the first, e.g. (N, C, H, W) -> (N, C * H * W).
+
+    Args:
+        x: inputs, shape (N, ...) with at least one axis.
+
+    Returns:
+        ``out`` of shape (N, prod(rest)), and the cache.
+    """
+    x = check_float_array("x", x)
+    if x.ndim < 1:
+        raise ValueError(f"x: expected an array of shape (N, ...) with at least one axis, got shape {x.shape}")
+    out = x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
+    return out, FlattenCache(x_shape=x.shape, dtype=x.dtype)
+
+
+def flatten_backward(d_out: FloatArray, cache: FlattenCache) -> FloatArray:
+    """Gradient of ``flatten_forward``: ``d_out`` reshaped to the input's shape.
+
+    Args:
+        d_out: upstream gradient, shape (N, prod(rest)).
+        cache: from ``flatten_forward``.
+
+    Returns:
+        ``d_x`` of the input's shape.
+    """
+    n = cache.x_shape[0]
+    d_out = _check_d_out(d_out, (n, int(np.prod(cache.x_shape[1:]))), cache.dtype)
+    return d_out.reshape(cache.x_shape)
