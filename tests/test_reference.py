@@ -1,0 +1,86 @@
+"""The fast conv2d, pools and subsampling equal their plain-loop references to float64 round-off."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lenet_fn import ops, reference
+
+CONV_CONFIGS: list[tuple[tuple[int, ...], tuple[int, ...], Any, Any]] = [
+    ((1, 1, 5, 5), (2, 1, 3, 3), 1, 0),
+    ((4, 1, 32, 32), (6, 1, 5, 5), 1, 0),
+    ((3, 6, 14, 14), (16, 6, 5, 5), 1, 0),
+    ((2, 3, 7, 6), (4, 3, 3, 3), 2, 1),
+    ((2, 2, 9, 11), (3, 2, 5, 4), (2, 3), 2),
+    ((3, 2, 6, 6), (2, 2, 2, 2), 1, (1, 2)),
+    ((2, 16, 5, 5), (8, 16, 5, 5), 1, 0),
+]
+
+
+def _assert_round_off(fast: np.ndarray[Any, Any], loop: np.ndarray[Any, Any]) -> None:
+    assert fast.shape == loop.shape and fast.dtype == loop.dtype
+    scale = max(1.0, float(np.abs(loop).max()))
+    np.testing.assert_allclose(fast, loop, rtol=0, atol=1e-13 * scale)
+
+
+@pytest.mark.parametrize(("x_shape", "w_shape", "stride", "padding"), CONV_CONFIGS)
+def test_conv2d_equals_the_loop_reference(
+    x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: Any, padding: Any, rng: np.random.Generator
+) -> None:
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    out, cache = ops.conv2d_forward(x, w, b, stride=stride, padding=padding)
+    _assert_round_off(out, reference.conv2d_reference(x, w, b, stride=stride, padding=padding))
+    d_out = rng.standard_normal(out.shape)
+    fast = ops.conv2d_backward(d_out, cache)
+    loop = reference.conv2d_backward_reference(d_out, x, w, stride=stride, padding=padding)
+    for fast_gradient, loop_gradient in zip(fast, loop):
+        _assert_round_off(fast_gradient, loop_gradient)
+
+
+POOL_SHAPES = [((2, 3, 6, 6), 2), ((4, 6, 28, 28), 2), ((1, 2, 7, 5), 2), ((2, 1, 9, 7), 3), ((3, 16, 10, 10), 2)]
+
+
+@pytest.mark.parametrize(("shape", "size"), POOL_SHAPES)
+def test_pools_equal_their_loop_references(shape: tuple[int, ...], size: int, rng: np.random.Generator) -> None:
+    x = rng.standard_normal(shape)
+    out, avg_cache = ops.avg_pool2d_forward(x, size=size)
+    _assert_round_off(out, reference.avg_pool2d_reference(x, size=size))
+    d_out = rng.standard_normal(out.shape)
+    _assert_round_off(ops.avg_pool2d_backward(d_out, avg_cache), reference.avg_pool2d_backward_reference(d_out, x, size=size))
+
+    out, max_cache = ops.max_pool2d_forward(x, size=size)
+    _assert_round_off(out, reference.max_pool2d_reference(x, size=size))
+    _assert_round_off(ops.max_pool2d_backward(d_out, max_cache), reference.max_pool2d_backward_reference(d_out, x, size=size))
+
+
+def test_max_pool_equals_the_reference_on_ties(rng: np.random.Generator) -> None:
+    x = np.maximum(rng.standard_normal((3, 4, 8, 8)), 0)  # after a ReLU, many windows are all zero
+    out, cache = ops.max_pool2d_forward(x)
+    d_out = rng.standard_normal(out.shape)
+    _assert_round_off(ops.max_pool2d_backward(d_out, cache), reference.max_pool2d_backward_reference(d_out, x))
+
+
+@pytest.mark.parametrize(("shape", "size"), POOL_SHAPES)
+def test_subsample_equals_the_loop_reference(shape: tuple[int, ...], size: int, rng: np.random.Generator) -> None:
+    x = rng.standard_normal(shape)
+    coeff = rng.standard_normal(shape[1])
+    bias = rng.standard_normal(shape[1])
+    out, cache = ops.subsample_forward(x, coeff, bias, size=size)
+    _assert_round_off(out, reference.subsample_reference(x, coeff, bias, size=size))
+    d_out = rng.standard_normal(out.shape)
+    fast = ops.subsample_backward(d_out, cache)
+    loop = reference.subsample_backward_reference(d_out, x, coeff, size=size)
+    for fast_gradient, loop_gradient in zip(fast, loop):
+        _assert_round_off(fast_gradient, loop_gradient)
+
+
+def test_the_references_validate_like_the_ops() -> None:
+    with pytest.raises(ValueError, match="stride: expected an integer >= 1, got 0"):
+        reference.conv2d_reference(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 2, 2)), np.zeros(1), stride=0)
+    with pytest.raises(ValueError, match="size: expected a window no larger than the input 3x3, got 4"):
+        reference.avg_pool2d_reference(np.zeros((1, 1, 3, 3)), size=4)
