@@ -8,7 +8,7 @@ Hyperparameters are keyword-only.
 
 from __future__ import annotations
 
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 import attrs
 import numpy as np
@@ -118,7 +118,7 @@ class Conv2dCache:
     """Saved by ``conv2d_forward``.
 
     Attributes:
-        columns: the unfolded padded input, shape (N, C * kh * kw, Ho * Wo).
+        columns: the unfolded padded input, shape (C * kh * kw, N * Ho * Wo).
         w: weights, shape (F, C, kh, kw).
         x_shape: the input's shape (N, C, H, W).
         stride: (sh, sw).
@@ -173,24 +173,39 @@ def check_conv2d_args(
     return x, w, b, strides, paddings
 
 
-def _pad(x: FloatArray, padding: tuple[int, int]) -> FloatArray:
+def _channels_first_padded(x: FloatArray, padding: tuple[int, int]) -> FloatArray:
+    """``x`` (N, C, H, W) as a (C, N, Hp, Wp) array with zero padding: a view when nothing needs copying.
+
+    Activations produced by ``conv2d_forward`` are channel-major in memory, so for them (and for
+    any single-channel input) the transposed view is already contiguous.
+    """
     ph, pw = padding
+    x_t = x.transpose(1, 0, 2, 3)
     if ph == 0 and pw == 0:
-        return x
-    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        return x_t
+    n, c, h, w = x.shape
+    padded = np.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
+    padded[:, :, ph : ph + h, pw : pw + w] = x_t
+    return padded
 
 
 def _unfold(
     padded: FloatArray, kernel: tuple[int, int], stride: tuple[int, int], out_size: tuple[int, int]
 ) -> FloatArray:
-    """im2col: the kernel windows of ``padded`` (N, C, Hp, Wp) as (N, C * kh * kw, Ho * Wo)."""
-    n, c = padded.shape[:2]
+    """im2col: the windows of ``padded`` (C, N, Hp, Wp) as columns, shape (C * kh * kw, N * Ho * Wo).
+
+    In two passes: ``kw`` column-shifted copies of the rows, then ``kh`` row-shifted copies of
+    those, whose inner runs are whole Ho x Wo windows (far faster to copy than rows of Wo).
+    """
+    c, n, hp = padded.shape[:3]
     (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_size
-    columns = np.empty((n, c, kh, kw, ho, wo), dtype=padded.dtype)
+    shifted = np.empty((c, kw, n, hp, wo), dtype=padded.dtype)
+    for j in range(kw):
+        shifted[:, j] = padded[:, :, :, j : j + sw * (wo - 1) + 1 : sw]
+    columns = np.empty((c, kh, kw, n, ho, wo), dtype=padded.dtype)
     for i in range(kh):
-        for j in range(kw):
-            columns[:, :, i, j] = padded[:, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw]
-    return columns.reshape(n, c * kh * kw, ho * wo)
+        columns[:, i] = shifted[:, :, :, i : i + sh * (ho - 1) + 1 : sh]
+    return columns.reshape(c * kh * kw, n * ho * wo)
 
 
 def _fold(
@@ -200,14 +215,19 @@ def _fold(
     stride: tuple[int, int],
     out_size: tuple[int, int],
 ) -> FloatArray:
-    """col2im, the adjoint of ``_unfold``: sums window gradients back into (N, C, Hp, Wp)."""
-    n, c = padded_shape[:2]
+    """col2im, the adjoint of ``_unfold``: sums the column gradients back into (C, N, Hp, Wp).
+
+    The two passes of ``_unfold`` in reverse: rows first, then columns.
+    """
+    c, n, hp, wp = padded_shape
     (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_size
-    windows = d_columns.reshape(n, c, kh, kw, ho, wo)
-    d_padded = np.zeros(padded_shape, dtype=d_columns.dtype)
+    windows = d_columns.reshape(c, kh, kw, n, ho, wo)
+    d_shifted = np.zeros((c, kw, n, hp, wo), dtype=d_columns.dtype)
     for i in range(kh):
-        for j in range(kw):
-            d_padded[:, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw] += windows[:, :, i, j]
+        d_shifted[:, :, :, i : i + sh * (ho - 1) + 1 : sh] += windows[:, i]
+    d_padded = np.zeros(padded_shape, dtype=d_columns.dtype)
+    for j in range(kw):
+        d_padded[:, :, :, j : j + sw * (wo - 1) + 1 : sw] += d_shifted[:, j]
     return d_padded
 
 
@@ -220,6 +240,10 @@ def conv2d_forward(
     padding: int | tuple[int, int] = 0,
 ) -> tuple[FloatArray, Conv2dCache]:
     """2-D cross-correlation (PyTorch's ``conv2d``) with zero padding.
+
+    Computed as one matrix product of the weights with the unfolded input (im2col). The output is
+    channel-major in memory (a transposed view of a (F, N, Ho, Wo) array): elementwise ops keep that
+    layout and the next convolution reads it without a copy.
 
     Args:
         x: inputs, shape (N, C, H, W).
@@ -236,13 +260,13 @@ def conv2d_forward(
     n, _, h, width = x.shape
     f, c, kh, kw = w.shape
     ho, wo = conv2d_output_size((h, width), (kh, kw), strides, paddings)
-    columns = _unfold(_pad(x, paddings), (kh, kw), strides, (ho, wo))
-    out = np.matmul(w.reshape(f, c * kh * kw), columns)
+    columns = _unfold(_channels_first_padded(x, paddings), (kh, kw), strides, (ho, wo))
+    out = w.reshape(f, c * kh * kw) @ columns
     out += b[:, None]
     cache = Conv2dCache(
         columns=readonly_view(columns), w=readonly_view(w), x_shape=(n, c, h, width), stride=strides, padding=paddings
     )
-    return out.reshape(n, f, ho, wo), cache
+    return out.reshape(f, n, ho, wo).transpose(1, 0, 2, 3), cache
 
 
 @overload
@@ -268,22 +292,117 @@ def conv2d_backward(
         input_grad: compute ``d_x``; ``False`` returns ``None`` in its place (the first layer).
 
     Returns:
-        ``(d_x, d_w, d_b)`` of shapes (N, C, H, W), (F, C, kh, kw), (F,).
+        ``(d_x, d_w, d_b)`` of shapes (N, C, H, W), (F, C, kh, kw), (F,); ``d_x`` is channel-major
+        in memory, like the outputs of ``conv2d_forward``.
     """
     n, c, h, width = cache.x_shape
     f, _, kh, kw = cache.w.shape
     ho, wo = cache.out_size
     d_out = _check_d_out(d_out, (n, f, ho, wo), cache.w.dtype)
-    d_flat = d_out.reshape(n, f, ho * wo)
-    d_b = d_out.sum(axis=(0, 2, 3))
-    d_w = np.matmul(d_flat, cache.columns.transpose(0, 2, 1)).sum(axis=0).reshape(cache.w.shape)
+    d_rows = d_out.transpose(1, 0, 2, 3).reshape(f, n * ho * wo)  # a view when d_out is channel-major
+    d_b = d_rows.sum(axis=1)
+    d_w = (d_rows @ cache.columns.T).reshape(cache.w.shape)
     if not input_grad:
         return None, d_w, d_b
-    d_columns = np.matmul(cache.w.reshape(f, c * kh * kw).T, d_flat)
+    d_columns = cache.w.reshape(f, c * kh * kw).T @ d_rows
     ph, pw = cache.padding
-    padded_shape = (n, c, h + 2 * ph, width + 2 * pw)
-    d_padded = _fold(d_columns, padded_shape, (kh, kw), cache.stride, (ho, wo))
-    return d_padded[:, :, ph : ph + h, pw : pw + width], d_w, d_b
+    d_padded = _fold(d_columns, (c, n, h + 2 * ph, width + 2 * pw), (kh, kw), cache.stride, (ho, wo))
+    return d_padded[:, :, ph : ph + h, pw : pw + width].transpose(1, 0, 2, 3), d_w, d_b
+
+
+# --------------------------------------------------------------------------------------------
+# partially connected conv2d (LeNet-5's C3)
+
+
+@attrs.frozen
+class PartialConv2dCache:
+    """Saved by ``partial_conv2d_forward``: the cache of the dense convolution and the table (F, C)."""
+
+    conv: Conv2dCache
+    table: npt.NDArray[np.bool_]
+
+
+def check_connection_table(table: object, *, out_channels: int | None, in_channels: int) -> npt.NDArray[np.bool_]:
+    """Validates a connection table: booleans of shape (F, C), every output map fed by some input."""
+    if not isinstance(table, np.ndarray) or table.dtype != np.bool_:
+        kind = table.dtype if isinstance(table, np.ndarray) else type(table).__name__
+        raise TypeError(f"table: expected a boolean numpy.ndarray of shape (F, C), got {kind}")
+    if table.ndim != 2 or table.shape[1] != in_channels or (out_channels is not None and table.shape[0] != out_channels):
+        expected = f"({out_channels if out_channels is not None else 'F'}, {in_channels})"
+        raise ValueError(f"table: expected shape {expected} (output maps, input maps of x), got {table.shape}")
+    if not table.any(axis=1).all():
+        raise ValueError(f"table: expected every output map to have an input, rows {np.flatnonzero(~table.any(axis=1)).tolist()} are empty")
+    return table
+
+
+def partial_conv2d_forward(
+    x: FloatArray,
+    w: FloatArray,
+    b: FloatArray,
+    *,
+    table: npt.NDArray[np.bool_],
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+) -> tuple[FloatArray, PartialConv2dCache]:
+    """A convolution in which output map ``f`` sees only the input maps ``c`` with ``table[f, c]``.
+
+    LeNet-5's C3 (LeCun et al. 1998, Table I). Only the connections in the table have weights: the
+    missing ones are not parameters, get no gradient and never change. Computed as one dense
+    convolution whose missing kernels are zero.
+
+    Args:
+        x: inputs, shape (N, C, H, W).
+        w: one kernel per connection, in row-major order of the table's True entries,
+            shape (connections, kh, kw).
+        b: biases, shape (F,).
+        table: which inputs feed which output, boolean, shape (F, C).
+        stride: an int or (sh, sw).
+        padding: an int or (ph, pw).
+
+    Returns:
+        ``out`` of shape (N, F, Ho, Wo), and the cache for ``partial_conv2d_backward``.
+    """
+    x = check_float_array("x", x, layout="(N, C, H, W)")
+    w = check_float_array("w", w, layout="(connections, kh, kw)")
+    b = check_float_array("b", b, layout="(F,)")
+    table = check_connection_table(table, out_channels=b.shape[0], in_channels=x.shape[1])
+    connections = int(table.sum())
+    if w.shape[0] != connections:
+        raise ValueError(f"w: expected {connections} kernels (one per connection of table), got w of shape {w.shape}")
+    check_same_dtype("w", w, "x", x.dtype)
+    dense = np.zeros(table.shape + w.shape[1:], dtype=w.dtype)
+    dense[table] = w
+    out, conv_cache = conv2d_forward(x, dense, b, stride=stride, padding=padding)
+    return out, PartialConv2dCache(conv=conv_cache, table=readonly_view(table))
+
+
+@overload
+def partial_conv2d_backward(
+    d_out: FloatArray, cache: PartialConv2dCache, *, input_grad: Literal[True] = True
+) -> tuple[FloatArray, FloatArray, FloatArray]: ...
+@overload
+def partial_conv2d_backward(
+    d_out: FloatArray, cache: PartialConv2dCache, *, input_grad: Literal[False]
+) -> tuple[None, FloatArray, FloatArray]: ...
+@overload
+def partial_conv2d_backward(
+    d_out: FloatArray, cache: PartialConv2dCache, *, input_grad: bool
+) -> tuple[FloatArray | None, FloatArray, FloatArray]: ...
+def partial_conv2d_backward(
+    d_out: FloatArray, cache: PartialConv2dCache, *, input_grad: bool = True
+) -> tuple[FloatArray | None, FloatArray, FloatArray]:
+    """Gradients of ``partial_conv2d_forward``.
+
+    Args:
+        d_out: upstream gradient, shape (N, F, Ho, Wo).
+        cache: from ``partial_conv2d_forward``.
+        input_grad: compute ``d_x``; ``False`` returns ``None`` in its place.
+
+    Returns:
+        ``(d_x, d_w, d_b)`` of shapes (N, C, H, W), (connections, kh, kw), (F,).
+    """
+    d_x, d_dense, d_b = conv2d_backward(d_out, cache.conv, input_grad=input_grad)
+    return d_x, d_dense[cache.table], d_b
 
 
 # --------------------------------------------------------------------------------------------
@@ -299,23 +418,44 @@ def check_pool_args(x: object, size: object) -> tuple[FloatArray, int]:
     return x, size
 
 
+def _window_taps(x: FloatArray, size: int) -> list[FloatArray]:
+    """The size * size strided views ``x[:, :, i::size, j::size]`` (cropped to whole windows), row-major.
+
+    Element ``[n, c, a, b]`` of view ``i * size + j`` is pixel ``(i, j)`` of window ``(a, b)``.
+    """
+    ho, wo = x.shape[2] // size, x.shape[3] // size
+    return [x[:, :, i : ho * size : size, j : wo * size : size] for i in range(size) for j in range(size)]
+
+
 def _window_sums(x: FloatArray, size: int) -> FloatArray:
     """Sum over each size x size window: (N, C, H, W) -> (N, C, H // size, W // size)."""
-    n, c, h, w = x.shape
-    ho, wo = h // size, w // size
-    sums: FloatArray = x[:, :, : ho * size, : wo * size].reshape(n, c, ho, size, wo, size).sum(axis=(3, 5))
-    return sums
+    taps = _window_taps(x, size)
+    if len(taps) == 1:
+        return taps[0].copy()
+    total = taps[0] + taps[1]
+    for tap in taps[2:]:
+        total += tap
+    return total
+
+
+def _like(reference: FloatArray, shape: tuple[int, ...]) -> FloatArray:
+    """An uninitialised array of ``shape`` with the memory order (e.g. channel-major) of ``reference``."""
+    return np.empty_like(reference, shape=shape)
+
+
+def _zero_remainder(d_x: FloatArray, size: int) -> None:
+    """Zeros the rows and columns of a fresh gradient that no whole window covers."""
+    ho, wo = d_x.shape[2] // size, d_x.shape[3] // size
+    d_x[:, :, ho * size :, :] = 0
+    d_x[:, :, :, wo * size :] = 0
 
 
 def _spread_windows(d_windows: FloatArray, x_shape: tuple[int, ...], size: int) -> FloatArray:
     """Adjoint of ``_window_sums``: every pixel of a window receives its window's gradient."""
-    n, c, ho, wo = d_windows.shape
-    blocks = np.broadcast_to(d_windows[:, :, :, None, :, None], (n, c, ho, size, wo, size))
-    spread = blocks.reshape(n, c, ho * size, wo * size)
-    if spread.shape == x_shape:
-        return spread
-    d_x = np.zeros(x_shape, dtype=d_windows.dtype)
-    d_x[:, :, : ho * size, : wo * size] = spread
+    d_x = _like(d_windows, x_shape)
+    for tap in _window_taps(d_x, size):
+        tap[...] = d_windows
+    _zero_remainder(d_x, size)
     return d_x
 
 
@@ -372,7 +512,7 @@ class MaxPool2dCache:
         dtype: the input's dtype.
     """
 
-    argmax: npt.NDArray[np.intp]
+    argmax: npt.NDArray[np.integer[Any]]
     x_shape: tuple[int, int, int, int]
     size: int
     dtype: FloatDType
@@ -391,16 +531,14 @@ def max_pool2d_forward(x: FloatArray, *, size: int = 2) -> tuple[FloatArray, Max
         ``out`` of shape (N, C, H // size, W // size), and the cache.
     """
     x, size = check_pool_args(x, size)
+    taps = _window_taps(x, size)
+    out = taps[0].copy()
+    argmax = np.zeros(out.shape, dtype=np.min_scalar_type(size * size - 1))
+    for position, tap in enumerate(taps[1:], start=1):
+        larger = tap > out
+        np.copyto(out, tap, where=larger)
+        np.copyto(argmax, position, where=larger)
     n, c, h, w = x.shape
-    ho, wo = h // size, w // size
-    windows = (
-        x[:, :, : ho * size, : wo * size]
-        .reshape(n, c, ho, size, wo, size)
-        .transpose(0, 1, 2, 4, 3, 5)
-        .reshape(n, c, ho, wo, size * size)
-    )
-    argmax = windows.argmax(axis=-1)
-    out = np.take_along_axis(windows, argmax[..., None], axis=-1)[..., 0]
     return out, MaxPool2dCache(argmax=readonly_view(argmax), x_shape=(n, c, h, w), size=size, dtype=x.dtype)
 
 
@@ -414,16 +552,11 @@ def max_pool2d_backward(d_out: FloatArray, cache: MaxPool2dCache) -> FloatArray:
     Returns:
         ``d_x`` of shape (N, C, H, W).
     """
-    n, c, ho, wo = cache.argmax.shape
-    size = cache.size
-    d_out = _check_d_out(d_out, (n, c, ho, wo), cache.dtype)
-    d_windows = np.zeros((n, c, ho, wo, size * size), dtype=d_out.dtype)
-    np.put_along_axis(d_windows, cache.argmax[..., None], d_out[..., None], axis=-1)
-    spread = d_windows.reshape(n, c, ho, wo, size, size).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, ho * size, wo * size)
-    if spread.shape == cache.x_shape:
-        return spread
-    d_x = np.zeros(cache.x_shape, dtype=d_out.dtype)
-    d_x[:, :, : ho * size, : wo * size] = spread
+    d_out = _check_d_out(d_out, cache.argmax.shape, cache.dtype)
+    d_x = _like(d_out, cache.x_shape)
+    for position, tap in enumerate(_window_taps(d_x, cache.size)):
+        np.multiply(d_out, cache.argmax == position, out=tap)
+    _zero_remainder(d_x, cache.size)
     return d_x
 
 

@@ -8,9 +8,10 @@ same arguments as the ops and return arrays rather than caches. Not for training
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from lenet_fn.arrays import FloatArray, check_float_array, check_same_dtype
-from lenet_fn.ops import check_conv2d_args, check_pool_args, conv2d_output_size
+from lenet_fn.ops import check_connection_table, check_conv2d_args, check_pool_args, conv2d_output_size
 
 
 def conv2d_reference(
@@ -83,6 +84,44 @@ def conv2d_backward_reference(
             d_padded[:, :, rows, cols] += np.tensordot(d_pixel, w, axes=([1], [0]))
     d_b = d_out.sum(axis=(0, 2, 3))
     return d_padded[:, :, ph : ph + h, pw : pw + width], d_w, d_b
+
+
+def partial_conv2d_reference(
+    x: FloatArray,
+    w: FloatArray,
+    b: FloatArray,
+    *,
+    table: npt.NDArray[np.bool_],
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+) -> FloatArray:
+    """Loop version of ``partial_conv2d_forward``: each output map sums one convolution per connection.
+
+    Args:
+        x: inputs, shape (N, C, H, W).
+        w: one kernel per connection (row-major order of the table), shape (connections, kh, kw).
+        b: biases, shape (F,).
+        table: which inputs feed which output, boolean, shape (F, C).
+        stride: an int or (sh, sw).
+        padding: an int or (ph, pw).
+
+    Returns:
+        ``out`` of shape (N, F, Ho, Wo).
+    """
+    table = check_connection_table(table, out_channels=b.shape[0], in_channels=x.shape[1])
+    no_bias = np.zeros(1, dtype=x.dtype)
+    maps = []
+    connection = 0
+    for output_map in range(table.shape[0]):
+        total = np.full(1, b[output_map], dtype=x.dtype)
+        for input_map in range(table.shape[1]):
+            if table[output_map, input_map]:
+                kernel = w[connection][None, None]
+                one = x[:, input_map : input_map + 1]
+                total = total + conv2d_reference(one, kernel, no_bias, stride=stride, padding=padding)[:, 0]
+                connection += 1
+        maps.append(total)
+    return np.stack(maps, axis=1)
 
 
 def _windows(x: FloatArray, size: int) -> tuple[int, int]:

@@ -92,6 +92,26 @@ def _conv_case(label: str, x_shape: tuple[int, ...], w_shape: tuple[int, ...], s
     )
 
 
+def _partial_conv_case(label: str, x_shape: tuple[int, ...], table: npt.NDArray[np.bool_], kernel: int,
+                       stride: Any, padding: Any, layout: Callable[[FloatArray], FloatArray] = lambda a: a) -> OpCase:
+    return OpCase(
+        "partial_conv2d",
+        label,
+        lambda rng, dtype: (
+            layout(normal(rng, x_shape, dtype)),
+            normal(rng, (int(table.sum()), kernel, kernel), dtype),
+            normal(rng, table.shape[:1], dtype),
+        ),
+        lambda x, w, b: ops.partial_conv2d_forward(x, w, b, table=table, stride=stride, padding=padding),
+        lambda d, cache: ops.partial_conv2d_backward(d, cache),
+        eps=1e-3,
+    )
+
+
+SMALL_TABLE = np.array([[1, 1, 0], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=bool)
+"""Four output maps over three inputs, every pattern of LeNet's table in miniature."""
+
+
 def _pool_case(op: str, label: str, shape: tuple[int, ...], size: int,
                layout: Callable[[FloatArray], FloatArray] = lambda a: a) -> OpCase:
     forward = ops.avg_pool2d_forward if op == "avg_pool2d" else ops.max_pool2d_forward
@@ -180,6 +200,8 @@ OP_CASES: list[OpCase] = [
     _conv_case("pad1x2-even-kernel", (3, 2, 6, 6), (2, 2, 2, 2), 1, (1, 2)),
     _conv_case("lenet-c1", (2, 1, 32, 32), (6, 1, 5, 5), 1, 0),
     _conv_case("noncontiguous", (2, 3, 6, 7), (2, 3, 3, 3), 1, 1, layout=strided),
+    _partial_conv_case("small-table", (2, 3, 7, 7), SMALL_TABLE, 3, 1, 0),
+    _partial_conv_case("stride2-pad1", (1, 3, 8, 9), SMALL_TABLE, 3, 2, 1, layout=strided),
     _pool_case("avg_pool2d", "size2", (2, 3, 6, 6), 2),
     _pool_case("avg_pool2d", "odd-remainder", (1, 2, 7, 5), 2),
     _pool_case("avg_pool2d", "size3", (2, 1, 9, 7), 3),

@@ -239,6 +239,31 @@ def test_pools_reject_bad_sizes() -> None:
         ops.subsample_forward(np.zeros((1, 2, 4, 4)), np.zeros(3), np.zeros(2))
 
 
+def test_partial_conv2d_rejects_bad_tables_and_weights() -> None:
+    x = np.zeros((1, 3, 6, 6))
+    table = np.array([[True, False, True], [False, True, False]])
+    with pytest.raises(TypeError, match="table: expected a boolean numpy.ndarray of shape .F, C., got int64"):
+        ops.partial_conv2d_forward(x, np.zeros((3, 3, 3)), np.zeros(2), table=table.astype(np.int64))
+    with pytest.raises(ValueError, match=re.escape("table: expected shape (2, 3) (output maps, input maps of x), got (2, 4)")):
+        ops.partial_conv2d_forward(x, np.zeros((3, 3, 3)), np.zeros(2), table=np.ones((2, 4), bool))
+    with pytest.raises(ValueError, match=re.escape("w: expected 3 kernels (one per connection of table), got w of shape (6, 3, 3)")):
+        ops.partial_conv2d_forward(x, np.zeros((6, 3, 3)), np.zeros(2), table=table)
+    with pytest.raises(ValueError, match=re.escape("table: expected every output map to have an input, rows [1] are empty")):
+        ops.partial_conv2d_forward(x, np.zeros((2, 3, 3)), np.zeros(2), table=np.array([[1, 0, 1], [0, 0, 0]], bool))
+
+
+def test_partial_conv2d_missing_connections_have_no_effect(rng: np.random.Generator) -> None:
+    table = np.array([[True, False], [True, True]])
+    x = rng.standard_normal((2, 2, 5, 5))
+    w = rng.standard_normal((3, 3, 3))
+    out, _ = ops.partial_conv2d_forward(x, w, np.zeros(2), table=table)
+    changed = x.copy()
+    changed[:, 1] += 10.0  # input map 1 does not feed output map 0
+    out_changed, _ = ops.partial_conv2d_forward(changed, w, np.zeros(2), table=table)
+    np.testing.assert_array_equal(out[:, 0], out_changed[:, 0])
+    assert not np.allclose(out[:, 1], out_changed[:, 1])
+
+
 def test_activation_hyperparameters_are_checked() -> None:
     with pytest.raises(ValueError, match="slope: expected a finite number > 0, got -0.1"):
         ops.leaky_relu_forward(np.zeros(3), slope=-0.1)

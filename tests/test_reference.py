@@ -79,6 +79,17 @@ def test_subsample_equals_the_loop_reference(shape: tuple[int, ...], size: int, 
         _assert_round_off(fast_gradient, loop_gradient)
 
 
+@pytest.mark.parametrize(("stride", "padding"), [(1, 0), (2, 1)])
+def test_partial_conv2d_equals_the_loop_reference(stride: int, padding: int, rng: np.random.Generator) -> None:
+    table = rng.random((7, 5)) < 0.5
+    table[:, 2] = True
+    x = rng.standard_normal((3, 5, 9, 9))
+    w = rng.standard_normal((int(table.sum()), 3, 3))
+    b = rng.standard_normal(7)
+    out, _ = ops.partial_conv2d_forward(x, w, b, table=table, stride=stride, padding=padding)
+    _assert_round_off(out, reference.partial_conv2d_reference(x, w, b, table=table, stride=stride, padding=padding))
+
+
 def test_the_references_validate_like_the_ops() -> None:
     with pytest.raises(ValueError, match="stride: expected an integer >= 1, got 0"):
         reference.conv2d_reference(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 2, 2)), np.zeros(1), stride=0)
