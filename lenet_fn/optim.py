@@ -7,7 +7,7 @@ from typing import TypeVar
 import numpy as np
 
 from lenet_fn.arrays import FloatArray
-from lenet_fn.params import frozen, tree_flatten_with_paths, tree_map, tree_zeros_like
+from lenet_fn.params import TreeDef, frozen, tree_flatten, tree_flatten_like, tree_paths, tree_unflatten, tree_zeros_like
 
 Tree = TypeVar("Tree")
 
@@ -27,14 +27,11 @@ def _check_number(name: str, value: object, *, low: float, high: float | None = 
     return number
 
 
-def _check_like(name: str, params: object, other: object, *, broadcast: bool = False) -> None:
-    """Checks that ``other`` has the leaves of ``params``: same paths, shapes (or broadcastable) and dtypes."""
-    expected = tree_flatten_with_paths(params)
-    received = tree_flatten_with_paths(other)
-    if list(expected) != list(received):
-        raise ValueError(f"{name}: expected the leaves {list(expected)}, got {list(received)}")
-    for path, leaf in expected.items():
-        array = received[path]
+def _leaves_like(name: str, other: object, treedef: TreeDef, leaves: list[FloatArray], *, broadcast: bool = False) -> list[FloatArray]:
+    """The leaves of ``other``, checked against ``leaves``: same structure, same shapes (or
+    broadcastable to them) and, unless ``broadcast``, same dtypes."""
+    others = tree_flatten_like(other, treedef, name=name)
+    for index, (leaf, array) in enumerate(zip(leaves, others)):
         if broadcast:
             try:
                 fits = np.broadcast_shapes(array.shape, leaf.shape) == leaf.shape
@@ -42,10 +39,11 @@ def _check_like(name: str, params: object, other: object, *, broadcast: bool = F
                 fits = False
         else:
             fits = array.shape == leaf.shape
-            if fits and array.dtype != leaf.dtype:
-                raise TypeError(f"{name}.{path}: expected dtype {leaf.dtype} (as params), got {array.dtype}")
         if not fits:
-            raise ValueError(f"{name}.{path}: expected shape {leaf.shape}, got {array.shape}")
+            raise ValueError(f"{name}.{tree_paths(treedef)[index]}: expected shape {leaf.shape}, got {array.shape}")
+        if not broadcast and array.dtype != leaf.dtype:
+            raise TypeError(f"{name}.{tree_paths(treedef)[index]}: expected dtype {leaf.dtype} (as params), got {array.dtype}")
+    return others
 
 
 def momentum_step(
@@ -65,7 +63,7 @@ def momentum_step(
         params: the parameter tree.
         grads: gradients, a tree like ``params`` (same shapes and dtypes).
         velocity: from ``momentum_init`` or the previous step, a tree like ``params``.
-        lr: the learning rate: a number > 0, or a tree like ``params`` whose leaves broadcast to
+        lr: the learning rate: a number >= 0, or a tree like ``params`` whose leaves broadcast to
             the parameter shapes (per-parameter rates, as SDLM gives).
         momentum: in [0, 1).
         weight_decay: >= 0.
@@ -75,20 +73,20 @@ def momentum_step(
     """
     momentum = _check_number("momentum", momentum, low=0.0, high=1.0)
     weight_decay = _check_number("weight_decay", weight_decay, low=0.0)
-    _check_like("grads", params, grads)
-    _check_like("velocity", params, velocity)
-
-    def new_velocity(w: FloatArray, g: FloatArray, v: FloatArray, rate: FloatArray | float) -> FloatArray:
+    weights, treedef = tree_flatten(params)
+    gradients = _leaves_like("grads", grads, treedef, weights)
+    velocities = _leaves_like("velocity", velocity, treedef, weights)
+    if isinstance(lr, (int, float, np.integer, np.floating)) and not isinstance(lr, bool):
+        rates: list[FloatArray | float] = [_check_number("lr", lr, low=0.0)] * len(weights)
+    else:
+        rates = list(_leaves_like("lr", lr, treedef, weights, broadcast=True))
+    new_weights, new_velocities = [], []
+    for w, g, v, rate in zip(weights, gradients, velocities, rates):
         step = g + weight_decay * w if weight_decay else g
         updated = v * momentum
         updated -= rate * step
-        return frozen(updated)
-
-    if isinstance(lr, (int, float, np.integer, np.floating)) and not isinstance(lr, bool):
-        rate = _check_number("lr", lr, low=0.0)
-        velocity = tree_map(lambda w, g, v: new_velocity(w, g, v, rate), params, grads, velocity)
-    else:
-        _check_like("lr", params, lr, broadcast=True)
-        velocity = tree_map(new_velocity, params, grads, velocity, lr)
-    params = tree_map(lambda w, v: frozen(w + v), params, velocity)
-    return params, velocity
+        new_velocities.append(frozen(updated))
+        new_weights.append(frozen(w + updated))
+    params_out: Tree = tree_unflatten(treedef, new_weights)
+    velocity_out: Tree = tree_unflatten(treedef, new_velocities)
+    return params_out, velocity_out

@@ -8,7 +8,7 @@ already read-only is kept as it is.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal, TypeVar
 
 import attrs
@@ -75,11 +75,46 @@ class Conv2dParams:
 
 
 @attrs.frozen(eq=False)
+class PartialConv2dParams:
+    """A partially connected convolution: one kernel per connection of a fixed table, ``w``
+    (connections, kh, kw) in row-major order of the table, and biases ``b`` (C_out,)."""
+
+    w: FloatArray = attrs.field(converter=_readonly_leaf, validator=_check_leaf)
+    b: FloatArray = attrs.field(converter=_readonly_leaf, validator=_check_leaf)
+
+
+@attrs.frozen(eq=False)
 class SubsampleParams:
     """LeNet subsampling: one coefficient ``coeff`` (C,) and one bias ``bias`` (C,) per map."""
 
     coeff: FloatArray = attrs.field(converter=_readonly_leaf, validator=_check_leaf)
     bias: FloatArray = attrs.field(converter=_readonly_leaf, validator=_check_leaf)
+
+
+@attrs.frozen(eq=False)
+class LeNet5Params:
+    """The paper's LeNet-5: C1 conv, S2 subsampling, C3 partial conv, S4 subsampling, C5 conv, F6 dense.
+
+    The RBF output centers are fixed, so they are not part of this (trainable) tree.
+    """
+
+    c1: Conv2dParams
+    s2: SubsampleParams
+    c3: PartialConv2dParams
+    s4: SubsampleParams
+    c5: Conv2dParams
+    f6: LinearParams
+
+
+@attrs.frozen(eq=False)
+class LeNet5ReluParams:
+    """The common modern LeNet-5: three convolutions, two dense layers (F6 and the 10-way output)."""
+
+    c1: Conv2dParams
+    c3: Conv2dParams
+    c5: Conv2dParams
+    f6: LinearParams
+    output: LinearParams
 
 
 @attrs.frozen(eq=False)
@@ -97,32 +132,115 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _children(node: object, path: str) -> list[tuple[str, object]]:
-    """The named children of an inner node (attrs instance or tuple)."""
-    node_class = type(node)
-    if attrs.has(node_class):
-        return [(field.name, getattr(node, field.name)) for field in attrs.fields(node_class)]
+_FIELD_NAMES: dict[type[Any], tuple[str, ...] | None] = {}
+
+
+def _field_names(node_class: type[Any]) -> tuple[str, ...] | None:
+    """The field names of an attrs class, or ``None`` for any other class (memoised per class)."""
+    if node_class not in _FIELD_NAMES:
+        names = tuple(field.name for field in attrs.fields(node_class)) if attrs.has(node_class) else None
+        _FIELD_NAMES[node_class] = names
+    return _FIELD_NAMES[node_class]
+
+
+# A structure node is None for a leaf, or (class, field names or tuple length, child structures).
+_Structure = tuple[Any, Any, tuple[Any, ...]] | None
+
+
+@attrs.frozen
+class TreeDef:
+    """The structure of a tree without its leaves: equal TreeDefs mean trees of the same shape."""
+
+    structure: _Structure
+
+    @property
+    def num_leaves(self) -> int:
+        def count(node: _Structure) -> int:
+            return 1 if node is None else sum(count(child) for child in node[2])
+
+        return count(self.structure)
+
+
+def _flatten(node: object, path: str, leaves: list[FloatArray]) -> _Structure:
+    if isinstance(node, np.ndarray):
+        leaves.append(node)
+        return None
+    node_class: type[Any] = type(node)
+    names = _field_names(node_class)
+    if names is not None:
+        return (node_class, names, tuple(_flatten(getattr(node, name), _join(path, name), leaves) for name in names))
     if isinstance(node, tuple):
-        return [(str(index), child) for index, child in enumerate(node)]
+        children = tuple(_flatten(child, _join(path, str(index)), leaves) for index, child in enumerate(node))
+        return (tuple, len(node), children)
     raise TypeError(
         f"{path or 'tree'}: expected an array, an attrs parameter class or a tuple, got {type(node).__name__}"
     )
 
 
-def _check_same_structure(path: str, node: object, others: tuple[object, ...]) -> None:
-    for other in others:
-        if isinstance(node, np.ndarray):
-            if not isinstance(other, np.ndarray):
-                raise TypeError(f"{path}: expected an array, got {type(other).__name__}")
-        elif type(other) is not type(node):
-            raise TypeError(f"{path or 'tree'}: expected {type(node).__name__}, got {type(other).__name__}")
-        elif isinstance(node, tuple) and len(node) != len(other):  # type: ignore[arg-type]
-            raise ValueError(f"{path or 'tree'}: expected a tuple of {len(node)}, got {len(other)}")  # type: ignore[arg-type]
+def _unflatten(node: _Structure, leaves: Iterator[FloatArray]) -> object:
+    if node is None:
+        return next(leaves)
+    kind, names, children = node
+    values = [_unflatten(child, leaves) for child in children]
+    if kind is tuple:
+        return tuple(values)
+    return kind(**dict(zip(names, values)))
 
 
-def _rebuild(node: Any, values: dict[str, object]) -> object:
-    """A copy of the attrs instance ``node`` with its fields replaced by ``values``."""
-    return attrs.evolve(node, **values)
+def _describe_difference(expected: _Structure, received: _Structure, path: str) -> Exception:
+    """The error for the first place where two structures differ; ``path`` names the place."""
+    where = path
+    if expected is None or received is None:
+        kinds = ("an array" if node is None else node[0].__name__ for node in (expected, received))
+        return TypeError(f"{where}: expected {next(kinds)}, got {next(kinds)}")
+    if expected[0] is not received[0]:
+        return TypeError(f"{where}: expected {expected[0].__name__}, got {received[0].__name__}")
+    if expected[1] != received[1]:
+        return ValueError(f"{where}: expected a tuple of {expected[1]}, got {received[1]}")
+    names = expected[1] if expected[0] is not tuple else [str(index) for index in range(expected[1])]
+    for name, child, other in zip(names, expected[2], received[2]):
+        if child != other:
+            return _describe_difference(child, other, _join(path, name))
+    return ValueError(f"{where}: the structures differ")  # pragma: no cover - equal structures never get here
+
+
+def tree_flatten(tree: object) -> tuple[list[FloatArray], TreeDef]:
+    """The leaves of ``tree`` (depth first, in field order) and its structure.
+
+    Args:
+        tree: a parameter tree.
+
+    Returns:
+        ``(leaves, treedef)``; ``tree_unflatten(treedef, leaves)`` rebuilds the tree.
+    """
+    leaves: list[FloatArray] = []
+    structure = _flatten(tree, "", leaves)
+    return leaves, TreeDef(structure)
+
+
+def tree_flatten_like(tree: object, treedef: TreeDef, *, name: str = "tree") -> list[FloatArray]:
+    """The leaves of ``tree``, which must have the structure ``treedef``; else a one-line error.
+
+    Args:
+        tree: a parameter tree.
+        treedef: the structure it must have.
+        name: what the tree is called in the error message (``grads``, ``velocity``).
+
+    Returns:
+        The leaves, in ``tree_flatten`` order.
+    """
+    leaves, received = tree_flatten(tree)
+    if received != treedef:
+        raise _describe_difference(treedef.structure, received.structure, name)
+    return leaves
+
+
+def tree_unflatten(treedef: TreeDef, leaves: Iterable[FloatArray]) -> Any:
+    """The tree of structure ``treedef`` holding ``leaves`` (in ``tree_flatten`` order)."""
+    leaves = list(leaves)
+    if len(leaves) != treedef.num_leaves:
+        raise ValueError(f"leaves: expected {treedef.num_leaves} leaves for this structure, got {len(leaves)}")
+    return _unflatten(treedef.structure, iter(leaves))
 
 
 def tree_map(fn: Callable[..., FloatArray], tree: Tree, *rest: object) -> Tree:
@@ -136,22 +254,11 @@ def tree_map(fn: Callable[..., FloatArray], tree: Tree, *rest: object) -> Tree:
     Returns:
         A new tree of the same classes; ``tree`` and ``rest`` are untouched.
     """
-
-    def visit(path: str, node: object, others: tuple[object, ...]) -> object:
-        _check_same_structure(path, node, others)
-        if isinstance(node, np.ndarray):
-            return fn(node, *others)
-        children = _children(node, path)
-        other_children = [[child for _, child in _children(other, path)] for other in others]
-        values = {
-            name: visit(_join(path, name), child, tuple(siblings[index] for siblings in other_children))
-            for index, (name, child) in enumerate(children)
-        }
-        if isinstance(node, tuple):
-            return tuple(values.values())
-        return _rebuild(node, values)
-
-    return visit("", tree, tuple(rest))  # type: ignore[return-value]
+    leaves, treedef = tree_flatten(tree)
+    others = [tree_flatten_like(other, treedef, name=f"rest[{index}]") for index, other in enumerate(rest)]
+    new_leaves = [fn(*arrays) for arrays in zip(leaves, *others)]
+    result: Tree = _unflatten(treedef.structure, iter(new_leaves))  # type: ignore[assignment]
+    return result
 
 
 def tree_flatten_with_paths(tree: object) -> dict[str, FloatArray]:
@@ -163,17 +270,25 @@ def tree_flatten_with_paths(tree: object) -> dict[str, FloatArray]:
     Returns:
         An insertion-ordered mapping from path to leaf (the leaves themselves, not copies).
     """
-    flat: dict[str, FloatArray] = {}
+    leaves, treedef = tree_flatten(tree)
+    return dict(zip(tree_paths(treedef), leaves))
 
-    def visit(path: str, node: object) -> None:
-        if isinstance(node, np.ndarray):
-            flat[path] = node
+
+def tree_paths(treedef: TreeDef) -> list[str]:
+    """The dotted path of every leaf of a structure, in ``tree_flatten`` order."""
+    paths: list[str] = []
+
+    def visit(node: _Structure, path: str) -> None:
+        if node is None:
+            paths.append(path)
             return
-        for name, child in _children(node, path):
-            visit(_join(path, name), child)
+        kind, names, children = node
+        labels = names if kind is not tuple else [str(index) for index in range(names)]
+        for label, child in zip(labels, children):
+            visit(child, _join(path, label))
 
-    visit("", tree)
-    return flat
+    visit(treedef.structure, "")
+    return paths
 
 
 def tree_unflatten_with_paths(template: Tree, flat: Mapping[str, npt.NDArray[Any]]) -> Tree:
@@ -200,13 +315,14 @@ def tree_unflatten_with_paths(template: Tree, flat: Mapping[str, npt.NDArray[Any
             raise ValueError(f"{path}: expected shape {expected[path].shape}, got {array.shape}")
         if array.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{path}: expected dtype float32 or float64, got {array.dtype}")
-    paths = iter(expected)
-    return tree_map(lambda _: flat[next(paths)], template)
+    treedef = tree_flatten(template)[1]
+    result: Tree = tree_unflatten(treedef, [flat[path] for path in expected])
+    return result
 
 
 def tree_leaves(tree: object) -> list[FloatArray]:
     """The leaves of ``tree`` in field order (depth first)."""
-    return list(tree_flatten_with_paths(tree).values())
+    return tree_flatten(tree)[0]
 
 
 def tree_zeros_like(tree: Tree) -> Tree:

@@ -91,5 +91,5 @@ def test_momentum_step_rejects_bad_arguments() -> None:
         momentum_step(params, grads, velocity, lr=-0.1)
     with pytest.raises(ValueError, match=re.escape("weight_decay: expected a finite number >= 0.0, got nan")):
         momentum_step(params, grads, velocity, lr=0.1, weight_decay=float("nan"))
-    with pytest.raises(ValueError, match=re.escape("grads: expected the leaves ['w', 'b'], got ['layers.0.w', 'layers.0.b']")):
+    with pytest.raises(TypeError, match=re.escape("grads: expected LinearParams, got MLPParams")):
         momentum_step(params, MLPParams(layers=(grads,)), velocity, lr=0.1)

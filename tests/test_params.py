@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import attrs
 import numpy as np
@@ -16,10 +17,13 @@ from lenet_fn.params import (
     init_conv2d,
     init_linear,
     init_subsample,
+    tree_flatten,
     tree_flatten_with_paths,
     tree_leaves,
     tree_map,
+    tree_paths,
     tree_size,
+    tree_unflatten,
     tree_unflatten_with_paths,
     tree_zeros_like,
     uniform_fan_in,
@@ -37,6 +41,14 @@ class _Nested:
     conv: Conv2dParams
     pool: SubsampleParams
     mlp: MLPParams
+
+
+@attrs.frozen(eq=False)
+class _Pair:
+    """A tree whose fields take anything, to build malformed trees."""
+
+    first: Any
+    second: Any
 
 
 def _nested(rng: np.random.Generator) -> _Nested:
@@ -87,10 +99,12 @@ def test_tree_map_builds_a_new_tree_of_the_same_classes(rng: np.random.Generator
 def test_tree_map_rejects_trees_of_another_structure(rng: np.random.Generator) -> None:
     mlp = _mlp(rng)
     shorter = MLPParams(layers=mlp.layers[:1])
-    with pytest.raises(ValueError, match="layers: expected a tuple of 2, got 1"):
+    with pytest.raises(ValueError, match=re.escape("rest[0].layers: expected a tuple of 2, got 1")):
         tree_map(lambda a, b: a + b, mlp, shorter)
-    with pytest.raises(TypeError, match="tree: expected MLPParams, got LinearParams"):
-        tree_map(lambda a, b: a + b, mlp, mlp.layers[0])
+    with pytest.raises(TypeError, match=re.escape("rest[1]: expected MLPParams, got LinearParams")):
+        tree_map(lambda a, b, c: a + b + c, mlp, mlp, mlp.layers[0])
+    with pytest.raises(TypeError, match=re.escape("rest[0].second: expected an array, got LinearParams")):
+        tree_map(lambda a, b: a + b, _Pair(np.zeros(1), np.zeros(2)), _Pair(np.zeros(1), mlp.layers[0]))
     as_list = MLPParams(layers=list(mlp.layers))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="layers: expected an array, an attrs parameter class or a tuple, got list"):
         tree_map(lambda a: a, as_list)
@@ -173,3 +187,17 @@ def test_initialisers_reject_bad_arguments(rng: np.random.Generator) -> None:
         init_conv2d(rng, 1, 1, 3, dtype=np.int32)
     with pytest.raises(ValueError, match="scheme: expected 'lecun98' or 'he', got 'xavier'"):
         init_linear(rng, 3, 2, scheme="xavier")  # type: ignore[arg-type]
+
+
+def test_flatten_and_unflatten_round_trip(rng: np.random.Generator) -> None:
+    tree = _nested(rng)
+    leaves, treedef = tree_flatten(tree)
+    assert treedef == tree_flatten(_nested(rng))[1] and treedef.num_leaves == len(leaves) == 8
+    assert tree_paths(treedef) == list(tree_flatten_with_paths(tree))
+    rebuilt = tree_unflatten(treedef, [leaf + 1 for leaf in leaves])
+    assert type(rebuilt) is _Nested
+    for old, new in zip(leaves, tree_leaves(rebuilt)):
+        np.testing.assert_array_equal(new, old + 1)
+    with pytest.raises(ValueError, match="leaves: expected 8 leaves for this structure, got 7"):
+        tree_unflatten(treedef, leaves[:7])
+    assert tree_flatten(_mlp(rng))[1] != treedef
