@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from lenet_fn.arrays import FloatArray, check_float_array
+from lenet_fn.arrays import FloatArray, IntArray, check_float_array
 
 T = TypeVar("T")
 
@@ -23,9 +23,13 @@ def _check_float64(name: str, value: object) -> FloatArray:
 
 
 def _central_differences(
-    f: Callable[[FloatArray], T], x: FloatArray, eps: float, quotient: Callable[[T, T], float]
+    f: Callable[[FloatArray], T],
+    x: FloatArray,
+    eps: float,
+    quotient: Callable[[T, T], float],
+    indices: IntArray | None = None,
 ) -> FloatArray:
-    """``quotient(f(x + eps e_i), f(x - eps e_i))`` for every element ``i`` of ``x``.
+    """``quotient(f(x + eps e_i), f(x - eps e_i))`` for the flat ``indices`` of ``x`` (all by default).
 
     ``f`` is called on a private contiguous copy of ``x`` perturbed one element at a time.
     """
@@ -34,19 +38,24 @@ def _central_differences(
         raise ValueError(f"eps: expected a step > 0, got {eps}")
     point = np.array(x, dtype=np.float64, order="C", copy=True)
     flat_point = point.reshape(-1)
-    gradient = np.empty(point.size, dtype=np.float64)
-    for index in range(point.size):
+    positions = np.arange(point.size) if indices is None else np.asarray(indices).reshape(-1)
+    if positions.size and (positions.min() < 0 or positions.max() >= point.size):
+        raise ValueError(f"indices: expected flat indices in [0, {point.size}), got values from {positions.min()} to {positions.max()}")
+    gradient = np.empty(positions.size, dtype=np.float64)
+    for slot, index in enumerate(positions):
         original = flat_point[index]
         flat_point[index] = original + eps
         above = f(point)
         flat_point[index] = original - eps
         below = f(point)
         flat_point[index] = original
-        gradient[index] = quotient(above, below)
-    return gradient.reshape(x.shape)
+        gradient[slot] = quotient(above, below)
+    return gradient.reshape(x.shape) if indices is None else gradient
 
 
-def numerical_gradient(f: Callable[[FloatArray], float], x: FloatArray, *, eps: float = 1e-6) -> FloatArray:
+def numerical_gradient(
+    f: Callable[[FloatArray], float], x: FloatArray, *, eps: float = 1e-6, indices: IntArray | None = None
+) -> FloatArray:
     """Central differences ``(f(x + eps e_i) - f(x - eps e_i)) / (2 eps)`` of a scalar ``f``.
 
     ``x`` itself is never modified.
@@ -55,15 +64,21 @@ def numerical_gradient(f: Callable[[FloatArray], float], x: FloatArray, *, eps: 
         f: a scalar function of one array (a loss).
         x: the point, float64, any shape.
         eps: the step.
+        indices: flat indices of the elements to differentiate, shape (K,); ``None`` for all.
 
     Returns:
-        The gradient, float64, the shape of ``x``.
+        The gradient, float64: the shape of ``x``, or (K,) at ``indices``.
     """
-    return _central_differences(f, x, eps, lambda above, below: (above - below) / (2.0 * eps))
+    return _central_differences(f, x, eps, lambda above, below: (above - below) / (2.0 * eps), indices)
 
 
 def numerical_vjp(
-    f: Callable[[FloatArray], FloatArray], x: FloatArray, d_out: FloatArray, *, eps: float = 1e-6
+    f: Callable[[FloatArray], FloatArray],
+    x: FloatArray,
+    d_out: FloatArray,
+    *,
+    eps: float = 1e-6,
+    indices: IntArray | None = None,
 ) -> FloatArray:
     """Central differences of ``sum(f(x) * d_out)``: what ``<op>_backward(d_out, cache)`` returns.
 
@@ -72,13 +87,14 @@ def numerical_vjp(
     the whole sum (far more precise than differencing the scalar ``sum(f(x) * d_out)``).
 
     Args:
-        f: an array function of one array (an op's forward).
+        f: an array function of one array (an op's or a model's forward).
         x: the point, float64, any shape.
         d_out: the upstream gradient, float64, the shape of ``f(x)``.
         eps: the step.
+        indices: flat indices of the elements to differentiate, shape (K,); ``None`` for all.
 
     Returns:
-        The vector-Jacobian product, float64, the shape of ``x``.
+        The vector-Jacobian product, float64: the shape of ``x``, or (K,) at ``indices``.
     """
     d_out = _check_float64("d_out", d_out)
 
@@ -86,7 +102,7 @@ def numerical_vjp(
         return float(np.sum((above - below) * d_out)) / (2.0 * eps)
 
     # copy each output: a forward may return a view of its input (flatten), which the next step moves
-    return _central_differences(lambda point: np.array(f(point), copy=True), x, eps, quotient)
+    return _central_differences(lambda point: np.array(f(point), copy=True), x, eps, quotient, indices)
 
 
 def relative_error(analytic: FloatArray, numeric: FloatArray) -> float:

@@ -30,6 +30,18 @@ def test_the_point_is_never_modified_and_may_be_non_contiguous(rng: np.random.Ge
     assert relative_error(2 * x, numeric) < 1e-8
 
 
+def test_gradients_at_chosen_elements(rng: np.random.Generator) -> None:
+    x = rng.standard_normal((3, 4))
+    spots = np.array([0, 5, 11])
+    at = numerical_gradient(lambda point: float(np.sum(np.sin(point))), x, indices=spots)
+    assert at.shape == (3,) and relative_error(np.cos(x).reshape(-1)[spots], at) < 1e-8
+    d_out = rng.standard_normal((3, 4))
+    vjp = numerical_vjp(lambda point: point**2, x, d_out, indices=spots)
+    assert relative_error((2 * x * d_out).reshape(-1)[spots], vjp) < 1e-8
+    with pytest.raises(ValueError, match=r"indices: expected flat indices in \[0, 12\), got values from 0 to 12"):
+        numerical_gradient(lambda point: float(point.sum()), x, indices=np.array([0, 12]))
+
+
 def test_relative_error_definition() -> None:
     assert relative_error(np.array([1.0, 0.0]), np.array([1.0, 0.0])) == 0.0
     assert relative_error(np.array([2.0, 1.0]), np.array([1.0, 1.0])) == pytest.approx(1 / 3)
