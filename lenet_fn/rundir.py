@@ -1,0 +1,116 @@
+"""The files of a training run: ``last.npz``, ``best.npz``, ``metrics.json`` and ``error_rate.png``.
+
+``last.npz`` holds the whole ``TrainState`` (parameters, velocity, the epoch's order and running
+sums, the generator state, the history), so ``--resume`` continues bit-for-bit. ``best.npz``
+holds the parameters with the lowest test error so far.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from lenet_fn.atomic import write_atomically
+from lenet_fn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lenet_fn.models import get_model
+from lenet_fn.params import tree_flatten_with_paths
+from lenet_fn.train import EpochMetrics, EpochProgress, TrainConfig, TrainState
+
+LAST = "last.npz"
+BEST = "best.npz"
+METRICS = "metrics.json"
+PLOT = "error_rate.png"
+
+
+def save_state(path: Path, config: TrainConfig, state: TrainState, *, kind: str) -> Path:
+    """Writes a resumable checkpoint of ``state`` (atomically).
+
+    Args:
+        path: the ``.npz`` file.
+        config: the run's settings.
+        state: the state to save.
+        kind: ``"last"`` (end of an epoch) or ``"interrupted"`` (mid-epoch), recorded in the metadata.
+
+    Returns:
+        ``path``.
+    """
+    extra: dict[str, dict[str, npt.NDArray[Any]]] = {"velocity": dict(tree_flatten_with_paths(state.velocity))}
+    if state.order is not None:
+        extra["resume"] = {"order": state.order}
+    metadata = {
+        "kind": kind,
+        "config": config.to_dict(),
+        "epoch": state.epoch,
+        "metrics": attrs.asdict(state.history[-1]) if state.history else None,
+        "history": [attrs.asdict(metrics) for metrics in state.history],
+        "progress": attrs.asdict(state.progress),
+        "rng_state": state.rng_state,
+    }
+    return save_checkpoint(path, state.params, model=config.model, metadata=metadata, extra=extra)
+
+
+def save_best(path: Path, config: TrainConfig, state: TrainState) -> Path:
+    """Writes the parameters of ``state`` with its latest metrics (no optimiser state)."""
+    metadata = {
+        "kind": "best",
+        "config": config.to_dict(),
+        "epoch": state.epoch,
+        "metrics": attrs.asdict(state.history[-1]) if state.history else None,
+    }
+    return save_checkpoint(path, state.params, model=config.model, metadata=metadata)
+
+
+def load_state(path: Path) -> tuple[TrainConfig, TrainState]:
+    """Reads a checkpoint written by ``save_state``; every key and shape is checked against the model."""
+    checkpoint = load_checkpoint(path)
+    metadata = checkpoint.metadata
+    if metadata.get("kind") not in ("last", "interrupted") or "rng_state" not in metadata:
+        raise CheckpointError(
+            f"{path}: a {metadata.get('kind', 'plain')} checkpoint holds no optimiser state; resume from a run's last.npz"
+        )
+    try:
+        config = TrainConfig.from_dict(metadata["config"])
+        model = get_model(config.model)
+        template = model.init(np.random.default_rng(0), dtype=config.dtype)
+        order = checkpoint.extra.get("resume", {}).get("order")
+        state = TrainState(
+            params=checkpoint.params(template),
+            velocity=checkpoint.extra_tree("velocity", template),
+            epoch=int(metadata["epoch"]),
+            order=None if order is None else order.astype(np.intp),
+            progress=EpochProgress(**metadata["progress"]),
+            rng_state=metadata["rng_state"],
+            history=tuple(EpochMetrics(**entry) for entry in metadata["history"]),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        if isinstance(error, CheckpointError):
+            raise
+        raise CheckpointError(f"{path}: incomplete training state ({type(error).__name__}: {error})") from None
+    return config, state
+
+
+def write_metrics(run_dir: Path, config: TrainConfig, history: tuple[EpochMetrics, ...]) -> Path:
+    """Writes ``metrics.json``: the config, every epoch's figures and the best epoch (atomically)."""
+    epochs = [attrs.asdict(metrics) for metrics in history]
+    best = min(epochs, key=lambda entry: entry["test_error"]) if epochs else None
+    document: dict[str, Any] = {"model": config.model, "config": config.to_dict(), "epochs": epochs, "best": best}
+    path = run_dir / METRICS
+    write_atomically(path, lambda stream: stream.write(json.dumps(document, indent=2).encode()))
+    return path
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The per-epoch figures of a ``metrics.json``."""
+    try:
+        document = json.loads(path.read_text())
+        epochs: list[dict[str, Any]] = document["epochs"]
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file") from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{path}: not a metrics.json written by lenet_fn.train ({error})") from None
+    return epochs

@@ -1,0 +1,234 @@
+"""Training: the step, fit, interruption and bit-for-bit resumption, divergence, and the CLIs."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import pytest
+
+from lenet_fn import evaluate, plots, rundir, train
+from lenet_fn.checkpoint import load_checkpoint
+from lenet_fn.data import load_mnist, repository_dataset_dir
+from lenet_fn.models import LENET5, get_model
+from lenet_fn.optim import momentum_init
+from lenet_fn.parallel import Workers
+from lenet_fn.params import tree_leaves
+
+EPOCH_LINE = re.compile(
+    r"^epoch +\d+/\d+  loss \d+\.\d{4}  train error +\d+\.\d\d%  test error +\d+\.\d\d%  +\d+\.\d s  +\d+ images/s$"
+)
+
+
+@pytest.fixture(scope="module")
+def mnist() -> Any:
+    return load_mnist(repository_dataset_dir())
+
+
+def small_data(model_name: str, mnist: Any, *, train_count: int, test_count: int = 500) -> train.PreparedData:
+    data = train.prepare_data(get_model(model_name), mnist, limit=train_count)
+    return attrs.evolve(data, test_x=data.test_x[:test_count], test_y=data.test_y[:test_count])
+
+
+def test_parallel_forward_backward_equals_the_sequential_one(mnist: Any) -> None:
+    params = LENET5.init(np.random.default_rng(0), dtype=np.float64)
+    x = LENET5.prepare(mnist.train_images[:9], np.float64)
+    labels = mnist.train_labels[:9].astype(np.intp)
+    loss, grads, outputs = train.forward_backward(LENET5, params, x, labels)
+    with Workers(2) as workers:
+        assert workers.threads == 2  # numpy's OpenBLAS is found here
+        parallel_loss, parallel_grads, parallel_outputs = train.forward_backward(LENET5, params, x, labels, workers=workers)
+    assert parallel_loss == pytest.approx(loss, rel=1e-13)
+    np.testing.assert_allclose(parallel_outputs, outputs, rtol=1e-13)
+    for one, other in zip(tree_leaves(grads), tree_leaves(parallel_grads)):
+        np.testing.assert_allclose(other, one, rtol=1e-10, atol=1e-14)
+
+
+def test_train_step_is_pure_and_reduces_the_loss(mnist: Any) -> None:
+    params = LENET5.init(np.random.default_rng(1))
+    velocity = momentum_init(params)
+    x = LENET5.prepare(mnist.train_images[:64], np.float32)
+    labels = mnist.train_labels[:64].astype(np.intp)
+    before = [leaf.copy() for leaf in tree_leaves(params) + tree_leaves(velocity)]
+    x_before = x.copy()
+    new_params, new_velocity, loss = train.train_step(params, velocity, x, labels, model=LENET5, lr=0.002)
+    for old, leaf in zip(before, tree_leaves(params) + tree_leaves(velocity)):
+        np.testing.assert_array_equal(old, leaf)
+    np.testing.assert_array_equal(x, x_before)
+    assert loss == pytest.approx(LENET5.loss_forward(LENET5.forward(params, x)[0], labels)[0], rel=1e-6)
+    for _ in range(5):
+        new_params, new_velocity, _ = train.train_step(new_params, new_velocity, x, labels, model=LENET5, lr=0.002)
+    assert LENET5.loss_forward(LENET5.forward(new_params, x)[0], labels)[0] < loss
+
+
+def test_fit_records_one_metrics_line_per_epoch(mnist: Any) -> None:
+    config = train.TrainConfig(epochs=2, batch_size=50, lr=0.002, limit=300, threads=2)
+    data = small_data("lenet5", mnist, train_count=300)
+    seen: list[train.EpochMetrics] = []
+    with Workers(2) as workers:
+        state = train.fit(LENET5, config, data, train.initial_state(LENET5, config), workers=workers,
+                          on_epoch_end=lambda _, metrics: seen.append(metrics))  # fmt: skip
+    assert [metrics.epoch for metrics in state.history] == [1, 2] and list(state.history) == seen
+    first = seen[0]
+    assert 0 <= first.test_error <= 1 and 0 <= first.train_error <= 1 and first.images_per_second > 0
+    assert state.epoch == 2 and state.order is None and state.progress == train.EpochProgress()
+
+
+def _interrupt_at(epoch: int, batch: int) -> Any:
+    def on_batch_end(state: train.TrainState) -> None:
+        if state.epoch == epoch and state.progress.batch == batch:
+            raise KeyboardInterrupt
+
+    return on_batch_end
+
+
+@pytest.mark.parametrize(("epoch", "batch"), [(0, 3), (1, 1)])
+def test_an_interrupted_run_resumes_bit_for_bit(mnist: Any, tmp_path: Path, epoch: int, batch: int) -> None:
+    config = train.TrainConfig(epochs=2, batch_size=40, lr=0.002, limit=320, threads=2, seed=7)
+    data = small_data("lenet5", mnist, train_count=320)
+    with Workers(2) as workers:
+        straight = train.fit(LENET5, config, data, train.initial_state(LENET5, config), workers=workers)
+        with pytest.raises(train.TrainingInterrupted) as stop:
+            train.fit(LENET5, config, data, train.initial_state(LENET5, config), workers=workers, on_batch_end=_interrupt_at(epoch, batch))
+        saved = rundir.save_state(tmp_path / "last.npz", config, stop.value.state, kind="interrupted")
+        loaded_config, loaded_state = rundir.load_state(saved)
+        assert loaded_config == config and loaded_state.progress.batch == batch
+        resumed = train.fit(LENET5, loaded_config, data, loaded_state, workers=workers)
+    for one, other in zip(tree_leaves(straight.params) + tree_leaves(straight.velocity), tree_leaves(resumed.params) + tree_leaves(resumed.velocity)):
+        np.testing.assert_array_equal(one, other)
+    for before, after in zip(straight.history, resumed.history):
+        assert (before.loss, before.train_error, before.test_error) == (after.loss, after.train_error, after.test_error)
+
+
+def test_a_diverging_run_stops_with_a_clear_message(mnist: Any) -> None:
+    config = train.TrainConfig(model="mlp", epochs=1, batch_size=50, lr=1e4, limit=200, threads=1)
+    data = small_data("mlp", mnist, train_count=200)
+    model = get_model("mlp")
+    with pytest.raises(train.TrainingDiverged, match=r"the loss became (nan|inf) at epoch 1, batch \d+ \(lr 10000\)"):
+        with np.errstate(all="ignore"):
+            train.fit(model, config, data, train.initial_state(model, config))
+
+
+# --------------------------------------------------------------------------------------------
+# the command lines
+
+
+def _run_cli(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = train.main(argv, stdout=out, stderr=err)
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_the_train_command_writes_a_run_directory(tmp_path: Path) -> None:
+    status, out, err = _run_cli(["--limit", "400", "--epochs", "2", "--batch-size", "50", "--lr", "0.002", "--out", str(tmp_path / "run")])
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("lenet5: 60,000 trainable parameters; 400 training and 10,000 test images; batch 50, lr 0.002")
+    assert [line for line in lines if line.startswith("epoch")] and all(EPOCH_LINE.match(line) for line in lines if line.startswith("epoch"))
+    assert lines[-1].startswith("best test error ")
+    names = sorted(path.name for path in (tmp_path / "run").iterdir())
+    assert names == ["best.npz", "error_rate.png", "last.npz", "metrics.json"]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [entry["epoch"] for entry in metrics["epochs"]] == [1, 2] and metrics["config"]["limit"] == 400
+    assert load_checkpoint(tmp_path / "run" / "last.npz").metadata["kind"] == "last"
+
+    status, out, err = _run_cli(["--resume", str(tmp_path / "run" / "last.npz"), "--epochs", "3"])
+    assert status == 0, err
+    assert "resuming at epoch 3, batch 1" in out.splitlines()[0]
+    assert [line.split()[1] for line in out.splitlines() if line.startswith("epoch")] == ["3/3"]
+
+    status, out, err = _run_cli([str(tmp_path / "run" / "best.npz")][:0] + ["--resume", str(tmp_path / "run" / "last.npz"), "--lr", "0.1"])
+    assert status == 2 and err.strip() == (
+        "error: --lr: the resumed run used 0.002, got 0.1 (a resumed run keeps its settings so that it continues exactly)"
+    )
+
+
+def test_the_evaluate_command_prints_the_tables(tmp_path: Path) -> None:
+    assert _run_cli(["--limit", "200", "--epochs", "1", "--batch-size", "50", "--lr", "0.002", "--out", str(tmp_path)])[0] == 0
+    out, err = io.StringIO(), io.StringIO()
+    assert evaluate.main([str(tmp_path / "best.npz")], stdout=out, stderr=err) == 0, err.getvalue()
+    text = out.getvalue()
+    assert re.search(r"^test error \d+\.\d\d% \(\d+ of 10000 misclassified\)", text, re.M)
+    assert "confusion matrix (rows: true digit, columns: predicted)" in text and re.search(r"^micro +\d\.\d{4}", text, re.M)
+    err = io.StringIO()
+    assert evaluate.main([str(tmp_path / "metrics.json")], stdout=io.StringIO(), stderr=err) == 2
+    assert err.getvalue().startswith("error: ") and err.getvalue().count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--lr", "-1"], "error: --lr: expected a finite number > 0, got -1.0"),
+        (["--epochs", "0"], "error: --epochs: expected an integer >= 1, got 0"),
+        (["--momentum", "1.5"], "error: --momentum: expected a number in [0.0, 1.0), got 1.5"),
+        (["--dataset", "/nonexistent"], "error: /nonexistent: no such directory (expected a directory holding the four MNIST files)"),
+        (["--resume", "/nonexistent/last.npz"], "error: /nonexistent/last.npz: no such file"),
+    ],
+)
+def test_bad_flags_get_one_line(argv: list[str], message: str, tmp_path: Path) -> None:
+    status, out, err = _run_cli([*argv, "--out", str(tmp_path / "run")])
+    assert status == 2 and err == message + "\n" and out == ""
+
+
+def test_without_matplotlib_the_run_says_how_to_get_the_plot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(plots, "matplotlib_available", lambda: False)
+    status, out, _ = _run_cli(["--limit", "100", "--epochs", "1", "--batch-size", "50", "--out", str(tmp_path)])
+    assert status == 0 and not (tmp_path / "error_rate.png").exists()
+    assert out.splitlines()[-1] == f"no error_rate.png: {plots.PLOT_HINT}"
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    """A real SIGINT to ``python -m lenet_fn.train``; resuming gives the weights of an uninterrupted run."""
+    flags = ["--limit", "2000", "--epochs", "3", "--batch-size", "50", "--lr", "0.002", "--threads", "2"]
+    command = [sys.executable, "-m", "lenet_fn.train", *flags]
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    subprocess.run([*command, "--out", str(tmp_path / "straight")], check=True, capture_output=True, env=environment)
+
+    run = subprocess.Popen([*command, "--out", str(tmp_path / "cut")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+    assert run.stdout is not None
+    while not (line := run.stdout.readline()).startswith("epoch"):
+        assert line, "the run ended before its first epoch"
+    time.sleep(0.3)  # into the second epoch
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert "continue with: python -m lenet_fn.train --resume" in err and "Traceback" not in err
+    assert load_checkpoint(tmp_path / "cut" / "last.npz").metadata["kind"] == "interrupted"
+
+    subprocess.run([sys.executable, "-m", "lenet_fn.train", "--resume", str(tmp_path / "cut" / "last.npz")], check=True, capture_output=True, env=environment)
+    straight, resumed = load_checkpoint(tmp_path / "straight" / "last.npz"), load_checkpoint(tmp_path / "cut" / "last.npz")
+    assert resumed.metadata["epoch"] == 3
+    for key, array in straight.arrays.items():
+        np.testing.assert_array_equal(resumed.arrays[key], array, err_msg=key)
+    for key, array in straight.extra["velocity"].items():
+        np.testing.assert_array_equal(resumed.extra["velocity"][key], array, err_msg=key)
+
+
+def test_divergence_keeps_the_last_good_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(train.SCHEDULES, "constant", lambda epoch, epochs: 1.0 if epoch == 0 else 1e7)
+    status, out, err = _run_cli(["--model", "mlp", "--limit", "200", "--epochs", "3", "--schedule", "constant",
+                                 "--batch-size", "50", "--lr", "0.01", "--out", str(tmp_path)])  # fmt: skip
+    assert status == 1
+    assert re.fullmatch(
+        r"error: the loss became (nan|inf) at epoch 2, batch \d+ \(lr 100000\); training stopped, "
+        rf"{re.escape(str(tmp_path / 'last.npz'))} \(end of epoch 1\) is the last good checkpoint. Try a smaller --lr.\n",
+        err,
+    )
+    kept = load_checkpoint(tmp_path / "last.npz")
+    assert kept.metadata["epoch"] == 1 and all(np.isfinite(array).all() for array in kept.arrays.values())
+
+
+def test_workers_run_jobs_in_the_callers_numpy_settings() -> None:
+    with Workers(2) as workers, np.errstate(over="raise"):
+        results = workers.map(lambda _: np.geterr()["over"], range(4))
+    assert results == ["raise"] * 4
