@@ -59,28 +59,27 @@ def frozen(array: FloatArray) -> FloatArray:
 
 
 @attrs.frozen(eq=False)
-class LinearParams:
+class _WeightsAndBiases:
+    """Two leaves, ``w`` and ``b``; the subclasses say what shapes they have."""
+
+    w: FloatArray = attrs.field(converter=_readonly_leaf, validator=_check_leaf)
+    b: FloatArray = attrs.field(converter=_readonly_leaf, validator=_check_leaf)
+
+
+@attrs.frozen(eq=False)
+class LinearParams(_WeightsAndBiases):
     """A fully connected layer: weights ``w`` (out, in) and biases ``b`` (out,)."""
 
-    w: FloatArray = attrs.field(converter=_readonly_leaf, validator=_check_leaf)
-    b: FloatArray = attrs.field(converter=_readonly_leaf, validator=_check_leaf)
-
 
 @attrs.frozen(eq=False)
-class Conv2dParams:
+class Conv2dParams(_WeightsAndBiases):
     """A convolution: weights ``w`` (C_out, C_in, kh, kw) and biases ``b`` (C_out,)."""
 
-    w: FloatArray = attrs.field(converter=_readonly_leaf, validator=_check_leaf)
-    b: FloatArray = attrs.field(converter=_readonly_leaf, validator=_check_leaf)
-
 
 @attrs.frozen(eq=False)
-class PartialConv2dParams:
+class PartialConv2dParams(_WeightsAndBiases):
     """A partially connected convolution: one kernel per connection of a fixed table, ``w``
     (connections, kh, kw) in row-major order of the table, and biases ``b`` (C_out,)."""
-
-    w: FloatArray = attrs.field(converter=_readonly_leaf, validator=_check_leaf)
-    b: FloatArray = attrs.field(converter=_readonly_leaf, validator=_check_leaf)
 
 
 @attrs.frozen(eq=False)

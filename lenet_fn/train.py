@@ -55,7 +55,7 @@ class ModelDefaults:
 
 
 DEFAULTS: dict[str, ModelDefaults] = {
-    "lenet5": ModelDefaults(lr=0.05, batch_size=32, schedule="paper"),
+    "lenet5": ModelDefaults(lr=0.002, batch_size=32, schedule="paper"),
     "lenet5-relu": ModelDefaults(lr=0.05, batch_size=64, schedule="cosine", weight_decay=5e-4),
     "mlp": ModelDefaults(lr=0.05, batch_size=64, schedule="cosine", weight_decay=5e-4),
 }
@@ -121,11 +121,13 @@ class TrainConfig:
 
     model: str = attrs.field(default="lenet5", validator=_one_of("model", list(MODELS)))
     epochs: int = attrs.field(default=20, validator=_integer("epochs", 1))
-    batch_size: int = attrs.field(default=32, validator=_integer("batch_size", 1))
-    lr: float = attrs.field(default=0.05, validator=_positive("lr"))
-    schedule: str = attrs.field(default="paper", validator=_one_of("schedule", list(SCHEDULES)))
-    momentum: float = attrs.field(default=0.9, validator=_in_range("momentum", 0.0, 1.0))
-    weight_decay: float = attrs.field(default=0.0, validator=_in_range("weight_decay", 0.0, math.inf))
+    batch_size: int = attrs.field(default=DEFAULTS["lenet5"].batch_size, validator=_integer("batch_size", 1))
+    lr: float = attrs.field(default=DEFAULTS["lenet5"].lr, validator=_positive("lr"))
+    schedule: str = attrs.field(default=DEFAULTS["lenet5"].schedule, validator=_one_of("schedule", list(SCHEDULES)))
+    momentum: float = attrs.field(default=DEFAULTS["lenet5"].momentum, validator=_in_range("momentum", 0.0, 1.0))
+    weight_decay: float = attrs.field(
+        default=DEFAULTS["lenet5"].weight_decay, validator=_in_range("weight_decay", 0.0, math.inf)
+    )
     seed: int = attrs.field(default=0, validator=_integer("seed", 0))
     limit: int | None = attrs.field(default=None, validator=_optional_integer("limit", 1))
     threads: int = attrs.field(default=1, validator=_integer("threads", 1))
@@ -362,16 +364,18 @@ def prepare_data(model: Model[Any], dataset: Mnist, *, limit: int | None = None,
     )
 
 
-class _ProgressLine:
-    """A one-line progress indicator on a terminal, redrawn at most every 0.2 s."""
+class ProgressLine:
+    """A one-line progress indicator on a terminal, redrawn at most every ``interval`` seconds."""
+
+    interval = 0.2
 
     def __init__(self, stream: IO[str] | None) -> None:
         self.stream = stream if stream is not None and stream.isatty() else None
-        self.last = 0.0
+        self.last = -math.inf
 
     def show(self, text: str) -> None:
         now = time.monotonic()
-        if self.stream is not None and now - self.last >= 0.2:
+        if self.stream is not None and now - self.last >= self.interval:
             self.stream.write(f"\r{text}\033[K")
             self.stream.flush()
             self.last = now
@@ -416,7 +420,7 @@ def fit(
     rng.bit_generator.state = state.rng_state
     count = data.train_y.shape[0]
     batches = count_batches(count, config.batch_size)
-    line = _ProgressLine(progress)
+    line = ProgressLine(progress)
     try:
         while state.epoch < config.epochs:
             if state.order is None:

@@ -232,3 +232,27 @@ def test_workers_run_jobs_in_the_callers_numpy_settings() -> None:
     with Workers(2) as workers, np.errstate(over="raise"):
         results = workers.map(lambda _: np.geterr()["over"], range(4))
     assert results == ["raise"] * 4
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_progress_line_goes_to_stderr_only_on_a_terminal(mnist: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(train.ProgressLine, "interval", 0.0)  # redraw after every batch
+    config = train.TrainConfig(epochs=1, batch_size=100, lr=0.002, limit=300, threads=1)
+    data = small_data("lenet5", mnist, train_count=300)
+    terminal, pipe = _Terminal(), io.StringIO()
+    train.fit(LENET5, config, data, train.initial_state(LENET5, config), progress=terminal)
+    train.fit(LENET5, config, data, train.initial_state(LENET5, config), progress=pipe)
+    assert "\repoch 1/1  batch 3/3  loss " in terminal.getvalue() and terminal.getvalue().endswith("\r\033[K")
+    assert pipe.getvalue() == ""
+
+
+def test_one_epoch_of_the_default_lenet5_on_full_mnist_is_below_3_percent(tmp_path: Path) -> None:
+    """The default run's first epoch (the seed implementation had 6.5% after its first)."""
+    status, out, err = _run_cli(["--epochs", "1", "--out", str(tmp_path)])
+    assert status == 0, err
+    error = json.loads((tmp_path / "metrics.json").read_text())["epochs"][0]["test_error"]
+    assert error < 0.03, out
