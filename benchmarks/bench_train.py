@@ -1,0 +1,324 @@
+"""Training and evaluation speed of lenet_fn, against its loop references and (with --torch) PyTorch.
+
+    python benchmarks/bench_train.py [--torch] [--batch-size 256] [--threads N]
+
+Reports, in one run:
+- images/s of the training step (forward, loss, backward, momentum step) of each model, float32;
+- a per-layer breakdown of LeNet-5's step (forward and backward ms, one thread, so the layers do
+  not overlap);
+- images/s of evaluation (forward only, the 10,000 test images);
+- the speed-up of the fast conv2d, pools and subsampling over their plain-loop references, per op
+  and for a whole LeNet-5 step with the loop references swapped in (the seed's "ExeSpeedTest");
+- with --torch (and PyTorch installed): the same LeNet-5 in PyTorch (same threads, batch, dtype)
+  and the ratio of the two.
+
+This is a measurement, not a test: run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import attrs
+import numpy as np
+
+from lenet_fn import ops, reference
+from lenet_fn.data import load_mnist, repository_dataset_dir
+from lenet_fn.models import C3_TABLE, LENET5, MODELS, Model
+from lenet_fn.optim import momentum_init, momentum_step
+from lenet_fn.parallel import Workers, default_threads
+from lenet_fn.runtime import reuse_freed_memory
+from lenet_fn.train import forward_backward, predict_outputs
+
+
+def best_of(run: Callable[[], object], *, repeats: int, number: int) -> float:
+    """The median over ``repeats`` of the mean seconds of ``number`` calls."""
+    run()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(number):
+            run()
+        times.append((time.perf_counter() - started) / number)
+    return statistics.median(times)
+
+
+def step_images_per_second(model: Model[Any], x: np.ndarray[Any, Any], labels: np.ndarray[Any, Any], workers: Workers, steps: int) -> float:
+    params = model.init(np.random.default_rng(0))
+    velocity = momentum_init(params)
+
+    def step() -> None:
+        nonlocal params, velocity
+        _, grads, _ = forward_backward(model, params, x, labels, workers=workers)
+        params, velocity = momentum_step(params, grads, velocity, lr=1e-4, momentum=0.9)
+
+    return float(x.shape[0] / best_of(step, repeats=5, number=steps))
+
+
+# --------------------------------------------------------------------------------------------
+# per-layer breakdown: time every outermost op call of one forward and one backward
+
+
+@contextmanager
+def timed_ops() -> Iterator[list[tuple[str, float]]]:
+    """Wraps every ``*_forward``/``*_backward`` of ``lenet_fn.ops``; records (name, seconds) of outermost calls."""
+    records: list[tuple[str, float]] = []
+    depth = threading.local()
+    originals = {name: getattr(ops, name) for name in dir(ops) if name.endswith(("_forward", "_backward"))}
+
+    def wrap(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            level = getattr(depth, "level", 0)
+            depth.level = level + 1
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                depth.level = level
+                if level == 0:
+                    records.append((name, time.perf_counter() - started))
+
+        return timed
+
+    for name, function in originals.items():
+        setattr(ops, name, wrap(name, function))
+    try:
+        yield records
+    finally:
+        for name, function in originals.items():
+            setattr(ops, name, function)
+
+
+def layer_breakdown(model: Model[Any], x: np.ndarray[Any, Any], labels: np.ndarray[Any, Any], repeats: int = 5) -> list[tuple[str, float, float]]:
+    params = model.init(np.random.default_rng(0))
+    forward_backward(model, params, x, labels)
+    totals: dict[int, list[float]] = {}
+    names: list[str] = []
+    for _ in range(repeats):
+        with timed_ops() as records:
+            forward_backward(model, params, x, labels)
+        forwards = [(name, seconds) for name, seconds in records if name.endswith("_forward")]
+        backwards = [seconds for name, seconds in records if name.endswith("_backward")]
+        names = [name.removesuffix("_forward") for name, _ in forwards]
+        backwards = backwards[::-1] + [0.0] * (len(forwards) - len(backwards))
+        for index, ((_, seconds), back) in enumerate(zip(forwards, backwards)):
+            totals.setdefault(index, [0.0, 0.0])
+            totals[index][0] += seconds / repeats
+            totals[index][1] += back / repeats
+    layer_names = [field.name for field in attrs.fields(type(model.forward(params, x[:1])[1]))]
+    if len(layer_names) != len(names):
+        layer_names = names
+    return [(f"{layer:<10} {op}", totals[i][0], totals[i][1]) for i, (layer, op) in enumerate(zip(layer_names, names))]
+
+
+# --------------------------------------------------------------------------------------------
+# loop references
+
+
+@attrs.frozen
+class LoopCache:
+    arguments: tuple[Any, ...]
+    keywords: dict[str, Any]
+
+
+def _loop_ops() -> dict[str, Callable[..., Any]]:
+    """Forward/backward pairs with the ops' signatures, computed by the loop references."""
+
+    def conv_forward(x: Any, w: Any, b: Any, *, stride: Any = 1, padding: Any = 0) -> tuple[Any, LoopCache]:
+        return reference.conv2d_reference(x, w, b, stride=stride, padding=padding), LoopCache((x, w), {"stride": stride, "padding": padding})
+
+    def conv_backward(d_out: Any, cache: LoopCache, *, input_grad: bool = True) -> tuple[Any, Any, Any]:
+        return reference.conv2d_backward_reference(d_out, *cache.arguments, **cache.keywords)
+
+    def pool(forward: Callable[..., Any], backward: Callable[..., Any]) -> tuple[Callable[..., Any], Callable[..., Any]]:
+        def pool_forward(x: Any, *, size: int = 2) -> tuple[Any, LoopCache]:
+            return forward(x, size=size), LoopCache((x,), {"size": size})
+
+        def pool_backward(d_out: Any, cache: LoopCache) -> Any:
+            return backward(d_out, *cache.arguments, **cache.keywords)
+
+        return pool_forward, pool_backward
+
+    def subsample_forward(x: Any, coeff: Any, bias: Any, *, size: int = 2) -> tuple[Any, LoopCache]:
+        return reference.subsample_reference(x, coeff, bias, size=size), LoopCache((x, coeff), {"size": size})
+
+    def subsample_backward(d_out: Any, cache: LoopCache) -> Any:
+        return reference.subsample_backward_reference(d_out, *cache.arguments, **cache.keywords)
+
+    avg_forward, avg_backward = pool(reference.avg_pool2d_reference, reference.avg_pool2d_backward_reference)
+    max_forward, max_backward = pool(reference.max_pool2d_reference, reference.max_pool2d_backward_reference)
+    return {
+        "conv2d_forward": conv_forward, "conv2d_backward": conv_backward,
+        "avg_pool2d_forward": avg_forward, "avg_pool2d_backward": avg_backward,
+        "max_pool2d_forward": max_forward, "max_pool2d_backward": max_backward,
+        "subsample_forward": subsample_forward, "subsample_backward": subsample_backward,
+    }  # fmt: skip
+
+
+@contextmanager
+def loop_references() -> Iterator[None]:
+    """Within the block, the models run on the loop references (partial_conv2d uses conv2d)."""
+    replacements = _loop_ops()
+    originals = {name: getattr(ops, name) for name in replacements}
+    for name, function in replacements.items():
+        setattr(ops, name, function)
+    try:
+        yield
+    finally:
+        for name, function in originals.items():
+            setattr(ops, name, function)
+
+
+def op_speedups(batch: int, rng: np.random.Generator) -> list[tuple[str, float, float]]:
+    """(op, fast ms, loop ms) at LeNet-5's sizes, forward + backward."""
+    f32 = np.float32
+    rows = []
+    x1 = rng.standard_normal((batch, 1, 32, 32)).astype(f32)
+    w1, b1 = rng.standard_normal((6, 1, 5, 5)).astype(f32), np.zeros(6, f32)
+    x3 = rng.standard_normal((batch, 6, 14, 14)).astype(f32)
+    w3, b3 = rng.standard_normal((16, 6, 5, 5)).astype(f32), np.zeros(16, f32)
+    for label, x, w, b in (("conv2d C1 1->6 32x32", x1, w1, b1), ("conv2d C3 6->16 14x14", x3, w3, b3)):
+        out, cache = ops.conv2d_forward(x, w, b)
+        d = rng.standard_normal(out.shape).astype(f32)
+        fast = best_of(lambda: ops.conv2d_backward(d, ops.conv2d_forward(x, w, b)[1]), repeats=3, number=3)
+        loop = best_of(lambda: (reference.conv2d_reference(x, w, b), reference.conv2d_backward_reference(d, x, w)), repeats=1, number=1)
+        rows.append((label, fast, loop))
+    x2 = rng.standard_normal((batch, 6, 28, 28)).astype(f32)
+    d2 = rng.standard_normal((batch, 6, 14, 14)).astype(f32)
+    coeff, bias = np.ones(6, f32), np.zeros(6, f32)
+    pools: list[tuple[str, Callable[[], object], Callable[[], object]]] = [
+        ("avg_pool2d 6x28x28", lambda: ops.avg_pool2d_backward(d2, ops.avg_pool2d_forward(x2)[1]),
+         lambda: (reference.avg_pool2d_reference(x2), reference.avg_pool2d_backward_reference(d2, x2))),
+        ("max_pool2d 6x28x28", lambda: ops.max_pool2d_backward(d2, ops.max_pool2d_forward(x2)[1]),
+         lambda: (reference.max_pool2d_reference(x2), reference.max_pool2d_backward_reference(d2, x2))),
+        ("subsample S2 6x28x28", lambda: ops.subsample_backward(d2, ops.subsample_forward(x2, coeff, bias)[1]),
+         lambda: (reference.subsample_reference(x2, coeff, bias), reference.subsample_backward_reference(d2, x2, coeff))),
+    ]  # fmt: skip
+    for label, fast_run, loop_run in pools:
+        rows.append((label, best_of(fast_run, repeats=3, number=3), best_of(loop_run, repeats=1, number=1)))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# PyTorch
+
+
+def torch_lenet5_images_per_second(x: np.ndarray[Any, Any], labels: np.ndarray[Any, Any], threads: int, steps: int) -> float:
+    """The same LeNet-5 (squash, trainable subsampling, C3 table, RBF + MAP loss, momentum SGD) in PyTorch."""
+    import torch
+    import torch.nn.functional as functional
+
+    from lenet_fn.bitmaps import rbf_centers
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+
+    def uniform(*shape: int, fan_in: int) -> Any:
+        return ((torch.rand(*shape) * 2 - 1) * (2.4 / fan_in)).requires_grad_()
+
+    mask = torch.from_numpy(C3_TABLE.astype(np.float32))[:, :, None, None]
+    params = {
+        "c1w": uniform(6, 1, 5, 5, fan_in=25), "c1b": uniform(6, fan_in=25),
+        "s2c": uniform(6, fan_in=4), "s2b": uniform(6, fan_in=4),
+        "c3w": uniform(16, 6, 5, 5, fan_in=100), "c3b": uniform(16, fan_in=100),
+        "s4c": uniform(16, fan_in=4), "s4b": uniform(16, fan_in=4),
+        "c5w": uniform(120, 16, 5, 5, fan_in=400), "c5b": uniform(120, fan_in=400),
+        "f6w": uniform(84, 120, fan_in=120), "f6b": uniform(84, fan_in=120),
+    }  # fmt: skip
+    centers = torch.from_numpy(np.array(rbf_centers()))
+    optimiser = torch.optim.SGD(params.values(), lr=1e-4, momentum=0.9)
+    inputs, targets = torch.from_numpy(x), torch.from_numpy(labels.astype(np.int64))
+
+    def squash(t: Any) -> Any:
+        return 1.7159 * torch.tanh(t * (2.0 / 3.0))
+
+    def subsample(t: Any, coeff: Any, bias: Any) -> Any:
+        return functional.avg_pool2d(t, 2) * 4 * coeff[:, None, None] + bias[:, None, None]
+
+    def step() -> None:
+        a = squash(functional.conv2d(inputs, params["c1w"], params["c1b"]))
+        a = squash(subsample(a, params["s2c"], params["s2b"]))
+        a = squash(functional.conv2d(a, params["c3w"] * mask, params["c3b"]))
+        a = squash(subsample(a, params["s4c"], params["s4b"]))
+        a = squash(functional.conv2d(a, params["c5w"], params["c5b"])).flatten(1)
+        a = squash(functional.linear(a, params["f6w"], params["f6b"]))
+        distances = ((a[:, None, :] - centers[None]) ** 2).sum(-1)
+        rubbish = torch.full((distances.shape[0], 1), -0.1)
+        loss = (distances.gather(1, targets[:, None])[:, 0] + torch.logsumexp(torch.cat([rubbish, -distances], 1), 1)).mean()
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+
+    return float(x.shape[0] / best_of(step, repeats=5, number=steps))
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=default_threads())
+    parser.add_argument("--steps", type=int, default=10, help="steps per timing repeat")
+    parser.add_argument("--torch", action="store_true", help="also time the same LeNet-5 in PyTorch")
+    args = parser.parse_args()
+    reuse_freed_memory()
+    dataset = load_mnist(repository_dataset_dir())
+    rng = np.random.default_rng(0)
+    rows = rng.choice(60000, size=args.batch_size, replace=False)
+    labels = dataset.train_labels[rows].astype(np.intp)
+    print(f"batch {args.batch_size}, float32, {args.threads} thread(s), numpy {np.__version__}")
+
+    print("\ntraining step (forward, loss, backward, momentum step)")
+    ours = {}
+    with Workers(args.threads) as workers:
+        for name, model in MODELS.items():
+            x = model.prepare(dataset.train_images[rows], np.float32)
+            ours[name] = step_images_per_second(model, x, labels, workers, args.steps)
+            print(f"  {name:<12} {ours[name]:8.0f} images/s   ({60000 / ours[name]:5.1f} s per epoch of 60,000)")
+
+        print("\nevaluation (forward only, 10,000 test images)")
+        for name, model in MODELS.items():
+            test_x = model.prepare(dataset.test_images, np.float32)
+            seconds = best_of(lambda: predict_outputs(model, model.init(rng), test_x, batch_size=1000, workers=workers), repeats=3, number=1)
+            print(f"  {name:<12} {10000 / seconds:8.0f} images/s")
+
+    x5 = LENET5.prepare(dataset.train_images[rows], np.float32)
+    print(f"\nLeNet-5 per layer, one thread, batch {args.batch_size} (ms)")
+    print(f"  {'layer':<32} {'forward':>8} {'backward':>9}")
+    total_forward = total_backward = 0.0
+    for label, forward_seconds, backward_seconds in layer_breakdown(LENET5, x5, labels):
+        print(f"  {label:<32} {1e3 * forward_seconds:8.2f} {1e3 * backward_seconds:9.2f}")
+        total_forward, total_backward = total_forward + forward_seconds, total_backward + backward_seconds
+    print(f"  {'sum of the layers':<32} {1e3 * total_forward:8.2f} {1e3 * total_backward:9.2f}")
+
+    print(f"\nfast ops against the loop references, forward + backward, batch {args.batch_size} (ms)")
+    for label, fast, loop in op_speedups(args.batch_size, rng):
+        print(f"  {label:<24} fast {1e3 * fast:8.2f}   loops {1e3 * loop:9.1f}   speed-up {loop / fast:7.0f}x")
+    with loop_references():
+        loops = step_images_per_second(LENET5, x5, labels, Workers(1), 1)
+    print(f"  whole LeNet-5 step: {ours['lenet5']:.0f} images/s fast, {loops:.0f} images/s with the loop references "
+          f"({ours['lenet5'] / loops:.0f}x; {60000 / loops:.0f} s per epoch)")
+
+    if args.torch:
+        try:
+            torch_speed = torch_lenet5_images_per_second(x5, labels, args.threads, args.steps)
+        except ImportError:
+            print("\n--torch: PyTorch is not installed (python -m pip install torch)")
+        else:
+            import torch
+
+            print(f"\nPyTorch {torch.__version__}, the same LeNet-5, {args.threads} thread(s): {torch_speed:.0f} images/s")
+            print(f"  lenet_fn / PyTorch = {ours['lenet5'] / torch_speed:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
