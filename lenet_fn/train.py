@@ -52,10 +52,11 @@ class ModelDefaults:
     schedule: str
     momentum: float = 0.9
     weight_decay: float = 0.0
+    warmup: int = 0
 
 
 DEFAULTS: dict[str, ModelDefaults] = {
-    "lenet5": ModelDefaults(lr=0.003, batch_size=32, schedule="paper"),
+    "lenet5": ModelDefaults(lr=0.003, batch_size=32, schedule="paper", warmup=500),
     "lenet5-relu": ModelDefaults(lr=0.05, batch_size=64, schedule="cosine", weight_decay=5e-4),
     "mlp": ModelDefaults(lr=0.05, batch_size=64, schedule="cosine", weight_decay=5e-4),
 }
@@ -110,6 +111,7 @@ class TrainConfig:
         batch_size: images per step.
         lr: the base learning rate.
         schedule: its per-epoch multipliers, a key of ``SCHEDULES``.
+        warmup: steps over which the rate rises linearly from ``lr / warmup`` to its scheduled value.
         momentum: heavy-ball momentum.
         weight_decay: L2 coefficient.
         seed: seeds the initial weights and the order of every epoch.
@@ -128,14 +130,21 @@ class TrainConfig:
     weight_decay: float = attrs.field(
         default=DEFAULTS["lenet5"].weight_decay, validator=_in_range("weight_decay", 0.0, math.inf)
     )
+    warmup: int = attrs.field(default=DEFAULTS["lenet5"].warmup, validator=_integer("warmup", 0))
     seed: int = attrs.field(default=0, validator=_integer("seed", 0))
     limit: int | None = attrs.field(default=None, validator=_optional_integer("limit", 1))
     threads: int = attrs.field(default=1, validator=_integer("threads", 1))
     dtype: str = attrs.field(default="float32", validator=_one_of("dtype", ["float32", "float64"]))
 
-    def lr_at(self, epoch: int) -> float:
-        """The learning rate of epoch ``epoch`` (0-based)."""
-        return self.lr * SCHEDULES[self.schedule](epoch, self.epochs)
+    def lr_at(self, epoch: int, step: int | None = None) -> float:
+        """The learning rate of epoch ``epoch`` (0-based) at global step ``step`` (0-based).
+
+        ``step=None`` gives the epoch's scheduled rate without the warm-up factor.
+        """
+        rate = self.lr * SCHEDULES[self.schedule](epoch, self.epochs)
+        if step is not None and step < self.warmup:
+            rate *= (step + 1) / self.warmup
+        return rate
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -265,7 +274,7 @@ class EpochMetrics:
         seconds: training time of the epoch (without the test evaluation).
         images_per_second: training images per second.
         eval_seconds: time of the test evaluation.
-        lr: the learning rate used.
+        lr: the epoch's scheduled learning rate (before any warm-up factor).
     """
 
     epoch: int
@@ -428,9 +437,9 @@ def fit(
                 order = rng.permutation(count)
                 state = attrs.evolve(state, order=order, progress=EpochProgress(), rng_state=dict(rng.bit_generator.state))
             assert state.order is not None  # set just above
-            lr = config.lr_at(state.epoch)
             for rows in minibatches(state.order, config.batch_size, start=state.progress.batch):
                 started = time.perf_counter()
+                lr = config.lr_at(state.epoch, state.epoch * batches + state.progress.batch)
                 labels = data.train_y[rows]
                 loss, grads, outputs = forward_backward(model, state.params, data.train_x[rows], labels, workers=workers)
                 if not math.isfinite(loss):
@@ -474,7 +483,7 @@ def fit(
                 seconds=done.seconds,
                 images_per_second=done.seen / done.seconds if done.seconds > 0 else 0.0,
                 eval_seconds=time.perf_counter() - evaluation_started,
-                lr=lr,
+                lr=config.lr_at(state.epoch),
             )
             state = attrs.evolve(
                 state, epoch=state.epoch + 1, order=None, progress=EpochProgress(), history=(*state.history, metrics)
@@ -497,7 +506,8 @@ class UsageError(Exception):
 
 def _parser() -> argparse.ArgumentParser:
     defaults = "; ".join(
-        f"{name}: lr {d.lr:g}, batch {d.batch_size}, {d.schedule} schedule, momentum {d.momentum:g}, weight decay {d.weight_decay:g}"
+        f"{name}: lr {d.lr:g}, batch {d.batch_size}, {d.schedule} schedule, warm-up {d.warmup} steps, momentum {d.momentum:g}, "
+        f"weight decay {d.weight_decay:g}"
         for name, d in DEFAULTS.items()
     )
     parser = argparse.ArgumentParser(
@@ -516,6 +526,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, metavar="N", help="images per step")
     parser.add_argument("--lr", type=float, help="base learning rate")
     parser.add_argument("--schedule", choices=list(SCHEDULES), help="learning-rate schedule over the epochs")
+    parser.add_argument("--warmup", type=int, metavar="STEPS", help="steps of linear learning-rate warm-up at the start")
     parser.add_argument("--momentum", type=float, help="momentum in [0, 1)")
     parser.add_argument("--weight-decay", "--weight_decay", dest="weight_decay", type=float, metavar="WD", help="L2 weight decay")
     parser.add_argument("--seed", type=int, help="seeds the initial weights and the batch order (default: 0)")
@@ -529,7 +540,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-_CONFIG_FLAGS = ("model", "batch_size", "lr", "schedule", "momentum", "weight_decay", "seed", "limit", "threads", "dtype")
+_CONFIG_FLAGS = ("model", "batch_size", "lr", "schedule", "warmup", "momentum", "weight_decay", "seed", "limit", "threads", "dtype")
 
 
 def _config_from_flags(args: argparse.Namespace) -> TrainConfig:
@@ -543,6 +554,7 @@ def _config_from_flags(args: argparse.Namespace) -> TrainConfig:
         "schedule": defaults.schedule,
         "momentum": defaults.momentum,
         "weight_decay": defaults.weight_decay,
+        "warmup": defaults.warmup,
         "threads": default_threads(),
     }
     values.update({flag: getattr(args, flag) for flag in _CONFIG_FLAGS if getattr(args, flag) is not None})
@@ -616,7 +628,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] = sys.stdout, std
 
     print(
         f"{config.model}: {tree_size(state.params):,} trainable parameters; {data.train_y.shape[0]:,} training and "
-        f"{data.test_y.shape[0]:,} test images; batch {config.batch_size}, lr {config.lr:g} ({config.schedule}), "
+        f"{data.test_y.shape[0]:,} test images; batch {config.batch_size}, lr {config.lr:g} ({config.schedule}, "
+        f"warm-up {config.warmup} steps), "
         f"momentum {config.momentum:g}, weight decay {config.weight_decay:g}, {config.threads} thread(s), seed {config.seed}"
         + (f"; resuming at epoch {state.epoch + 1}, batch {state.progress.batch + 1}" if args.resume else ""),
         file=stdout,

@@ -256,3 +256,13 @@ def test_one_epoch_of_the_default_lenet5_on_full_mnist_is_below_3_percent(tmp_pa
     assert status == 0, err
     error = json.loads((tmp_path / "metrics.json").read_text())["epochs"][0]["test_error"]
     assert error < 0.03, out
+
+
+def test_learning_rate_schedules_and_warmup() -> None:
+    config = train.TrainConfig(lr=0.01, schedule="paper", warmup=4, epochs=20)
+    assert [config.lr_at(epoch) for epoch in (0, 1, 2, 4, 5, 7, 8, 11, 12, 19)] == pytest.approx(
+        [0.01, 0.01, 0.004, 0.004, 0.002, 0.002, 0.001, 0.001, 0.0002, 0.0002]
+    )
+    assert [config.lr_at(0, step) for step in range(6)] == pytest.approx([0.0025, 0.005, 0.0075, 0.01, 0.01, 0.01])
+    cosine = train.TrainConfig(lr=0.1, schedule="cosine", warmup=0, epochs=4)
+    assert [cosine.lr_at(epoch, 0) for epoch in range(4)] == pytest.approx([0.1, 0.1 * (1 + 2**-0.5) / 2, 0.05, 0.1 * (1 - 2**-0.5) / 2])
