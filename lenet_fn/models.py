@@ -16,7 +16,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from lenet_fn import losses, ops
+from lenet_fn import curvature, losses, ops
 from lenet_fn.arrays import FloatArray, FloatDType, IntArray, check_float_array, check_float_dtype, check_rng
 from lenet_fn.bitmaps import rbf_centers
 from lenet_fn.data import ByteArray, prepare_images, standardized_range
@@ -70,6 +70,57 @@ def predict_largest(outputs: FloatArray) -> IntArray:
     """The class of the largest output (logits), shape (N,)."""
     labels: IntArray = np.argmax(outputs, axis=1)
     return labels
+
+
+@attrs.frozen
+class ReversePass:
+    """The per-op functions of a backward traversal of a model.
+
+    The gradient (``BACKWARD``) and the Gauss-Newton curvature (``CURVATURE``, for SDLM) walk a
+    model's layers in the same reverse order with the same caches; each model writes that walk
+    once, taking one of these tables.
+    """
+
+    linear: Callable[..., tuple[FloatArray | None, FloatArray, FloatArray]]
+    conv2d: Callable[..., tuple[FloatArray | None, FloatArray, FloatArray]]
+    partial_conv2d: Callable[..., tuple[FloatArray | None, FloatArray, FloatArray]]
+    subsample: Callable[..., tuple[FloatArray, FloatArray, FloatArray]]
+    max_pool2d: Callable[..., FloatArray]
+    flatten: Callable[..., FloatArray]
+    squash: Callable[..., FloatArray]
+    relu: Callable[..., FloatArray]
+    rbf: Callable[..., tuple[FloatArray, FloatArray]]
+
+
+BACKWARD = ReversePass(
+    linear=ops.linear_backward,
+    conv2d=ops.conv2d_backward,
+    partial_conv2d=ops.partial_conv2d_backward,
+    subsample=ops.subsample_backward,
+    max_pool2d=ops.max_pool2d_backward,
+    flatten=ops.flatten_backward,
+    squash=ops.squash_backward,
+    relu=ops.relu_backward,
+    rbf=ops.rbf_backward,
+)
+CURVATURE = ReversePass(
+    linear=curvature.linear_curvature,
+    conv2d=curvature.conv2d_curvature,
+    partial_conv2d=curvature.partial_conv2d_curvature,
+    subsample=curvature.subsample_curvature,
+    max_pool2d=curvature.max_pool2d_curvature,
+    flatten=curvature.flatten_curvature,
+    squash=curvature.squash_curvature,
+    relu=curvature.relu_curvature,
+    rbf=curvature.rbf_curvature,
+)
+
+
+def _required(value: FloatArray | None) -> FloatArray:
+    """An input gradient that was asked for (``input_grad=True`` never returns ``None``)."""
+    if value is None:
+        raise RuntimeError("an input gradient requested with input_grad=True was not computed")
+    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,6 +205,31 @@ def lenet5_forward(params: LeNet5Params, x: FloatArray) -> tuple[FloatArray, LeN
     return distances, cache
 
 
+def _lenet5_reverse(upstream: FloatArray, cache: LeNet5Cache, step: ReversePass) -> LeNet5Params:
+    d, _ = step.rbf(upstream, cache.rbf)
+    d = step.squash(d, cache.f6_squash)
+    d_x, d_f6_w, d_f6_b = step.linear(d, cache.f6)
+    d = step.flatten(_required(d_x), cache.flatten)
+    d = step.squash(d, cache.c5_squash)
+    d_x, d_c5_w, d_c5_b = step.conv2d(d, cache.c5)
+    d = step.squash(_required(d_x), cache.s4_squash)
+    d, d_s4_coeff, d_s4_bias = step.subsample(d, cache.s4)
+    d = step.squash(d, cache.c3_squash)
+    d_x, d_c3_w, d_c3_b = step.partial_conv2d(d, cache.c3)
+    d = step.squash(_required(d_x), cache.s2_squash)
+    d, d_s2_coeff, d_s2_bias = step.subsample(d, cache.s2)
+    d = step.squash(d, cache.c1_squash)
+    _, d_c1_w, d_c1_b = step.conv2d(d, cache.c1, input_grad=False)
+    return LeNet5Params(
+        c1=Conv2dParams(w=d_c1_w, b=d_c1_b),
+        s2=SubsampleParams(coeff=d_s2_coeff, bias=d_s2_bias),
+        c3=PartialConv2dParams(w=d_c3_w, b=d_c3_b),
+        s4=SubsampleParams(coeff=d_s4_coeff, bias=d_s4_bias),
+        c5=Conv2dParams(w=d_c5_w, b=d_c5_b),
+        f6=LinearParams(w=d_f6_w, b=d_f6_b),
+    )
+
+
 def lenet5_backward(d_distances: FloatArray, cache: LeNet5Cache) -> LeNet5Params:
     """Gradients of every LeNet-5 parameter from the gradient of the RBF distances.
 
@@ -164,28 +240,20 @@ def lenet5_backward(d_distances: FloatArray, cache: LeNet5Cache) -> LeNet5Params
     Returns:
         The gradients, a ``LeNet5Params`` tree.
     """
-    d, _ = ops.rbf_backward(d_distances, cache.rbf)
-    d = ops.squash_backward(d, cache.f6_squash)
-    d, d_f6_w, d_f6_b = ops.linear_backward(d, cache.f6)
-    d = ops.flatten_backward(d, cache.flatten)
-    d = ops.squash_backward(d, cache.c5_squash)
-    d, d_c5_w, d_c5_b = ops.conv2d_backward(d, cache.c5)
-    d = ops.squash_backward(d, cache.s4_squash)
-    d, d_s4_coeff, d_s4_bias = ops.subsample_backward(d, cache.s4)
-    d = ops.squash_backward(d, cache.c3_squash)
-    d, d_c3_w, d_c3_b = ops.partial_conv2d_backward(d, cache.c3)
-    d = ops.squash_backward(d, cache.s2_squash)
-    d, d_s2_coeff, d_s2_bias = ops.subsample_backward(d, cache.s2)
-    d = ops.squash_backward(d, cache.c1_squash)
-    _, d_c1_w, d_c1_b = ops.conv2d_backward(d, cache.c1, input_grad=False)
-    return LeNet5Params(
-        c1=Conv2dParams(w=d_c1_w, b=d_c1_b),
-        s2=SubsampleParams(coeff=d_s2_coeff, bias=d_s2_bias),
-        c3=PartialConv2dParams(w=d_c3_w, b=d_c3_b),
-        s4=SubsampleParams(coeff=d_s4_coeff, bias=d_s4_bias),
-        c5=Conv2dParams(w=d_c5_w, b=d_c5_b),
-        f6=LinearParams(w=d_f6_w, b=d_f6_b),
-    )
+    return _lenet5_reverse(d_distances, cache, BACKWARD)
+
+
+def lenet5_curvature(h_distances: FloatArray, cache: LeNet5Cache) -> LeNet5Params:
+    """The Gauss-Newton curvature (diagonal) of every LeNet-5 parameter, summed over the batch.
+
+    Args:
+        h_distances: the curvature of the RBF distances, shape (N, 10).
+        cache: from ``lenet5_forward``.
+
+    Returns:
+        The curvatures, a ``LeNet5Params`` tree.
+    """
+    return _lenet5_reverse(h_distances, cache, CURVATURE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -255,6 +323,28 @@ def lenet5_relu_forward(params: LeNet5ReluParams, x: FloatArray) -> tuple[FloatA
     return logits, LeNet5ReluCache(c1, c1_relu, s2, c3, c3_relu, s4, c5, c5_relu, flatten, f6, f6_relu, output)
 
 
+def _lenet5_relu_reverse(upstream: FloatArray, cache: LeNet5ReluCache, step: ReversePass) -> LeNet5ReluParams:
+    d_x, d_out_w, d_out_b = step.linear(upstream, cache.output)
+    d = step.relu(_required(d_x), cache.f6_relu)
+    d_x, d_f6_w, d_f6_b = step.linear(d, cache.f6)
+    d = step.flatten(_required(d_x), cache.flatten)
+    d = step.relu(d, cache.c5_relu)
+    d_x, d_c5_w, d_c5_b = step.conv2d(d, cache.c5)
+    d = step.max_pool2d(_required(d_x), cache.s4)
+    d = step.relu(d, cache.c3_relu)
+    d_x, d_c3_w, d_c3_b = step.conv2d(d, cache.c3)
+    d = step.max_pool2d(_required(d_x), cache.s2)
+    d = step.relu(d, cache.c1_relu)
+    _, d_c1_w, d_c1_b = step.conv2d(d, cache.c1, input_grad=False)
+    return LeNet5ReluParams(
+        c1=Conv2dParams(w=d_c1_w, b=d_c1_b),
+        c3=Conv2dParams(w=d_c3_w, b=d_c3_b),
+        c5=Conv2dParams(w=d_c5_w, b=d_c5_b),
+        f6=LinearParams(w=d_f6_w, b=d_f6_b),
+        output=LinearParams(w=d_out_w, b=d_out_b),
+    )
+
+
 def lenet5_relu_backward(d_logits: FloatArray, cache: LeNet5ReluCache) -> LeNet5ReluParams:
     """Gradients of every parameter of the ReLU variant from the gradient of its logits.
 
@@ -265,25 +355,12 @@ def lenet5_relu_backward(d_logits: FloatArray, cache: LeNet5ReluCache) -> LeNet5
     Returns:
         The gradients, a ``LeNet5ReluParams`` tree.
     """
-    d, d_out_w, d_out_b = ops.linear_backward(d_logits, cache.output)
-    d = ops.relu_backward(d, cache.f6_relu)
-    d, d_f6_w, d_f6_b = ops.linear_backward(d, cache.f6)
-    d = ops.flatten_backward(d, cache.flatten)
-    d = ops.relu_backward(d, cache.c5_relu)
-    d, d_c5_w, d_c5_b = ops.conv2d_backward(d, cache.c5)
-    d = ops.max_pool2d_backward(d, cache.s4)
-    d = ops.relu_backward(d, cache.c3_relu)
-    d, d_c3_w, d_c3_b = ops.conv2d_backward(d, cache.c3)
-    d = ops.max_pool2d_backward(d, cache.s2)
-    d = ops.relu_backward(d, cache.c1_relu)
-    _, d_c1_w, d_c1_b = ops.conv2d_backward(d, cache.c1, input_grad=False)
-    return LeNet5ReluParams(
-        c1=Conv2dParams(w=d_c1_w, b=d_c1_b),
-        c3=Conv2dParams(w=d_c3_w, b=d_c3_b),
-        c5=Conv2dParams(w=d_c5_w, b=d_c5_b),
-        f6=LinearParams(w=d_f6_w, b=d_f6_b),
-        output=LinearParams(w=d_out_w, b=d_out_b),
-    )
+    return _lenet5_relu_reverse(d_logits, cache, BACKWARD)
+
+
+def lenet5_relu_curvature(h_logits: FloatArray, cache: LeNet5ReluCache) -> LeNet5ReluParams:
+    """The Gauss-Newton curvature (diagonal) of every parameter of the ReLU variant, summed over the batch."""
+    return _lenet5_relu_reverse(h_logits, cache, CURVATURE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -340,6 +417,17 @@ def mlp_forward(params: MLPParams, x: FloatArray) -> tuple[FloatArray, MLPCache]
     return a, MLPCache(linear=tuple(linear_caches), relu=tuple(relu_caches))
 
 
+def _mlp_reverse(upstream: FloatArray, cache: MLPCache, step: ReversePass) -> MLPParams:
+    d = upstream
+    layers: list[LinearParams] = []
+    for index in reversed(range(len(cache.linear))):
+        d_x, d_w, d_b = step.linear(d, cache.linear[index], input_grad=index > 0)
+        layers.append(LinearParams(w=d_w, b=d_b))
+        if index > 0:
+            d = step.relu(_required(d_x), cache.relu[index - 1])
+    return MLPParams(layers=tuple(reversed(layers)))
+
+
 def mlp_backward(d_logits: FloatArray, cache: MLPCache) -> MLPParams:
     """Gradients of every MLP parameter from the gradient of its logits.
 
@@ -350,15 +438,12 @@ def mlp_backward(d_logits: FloatArray, cache: MLPCache) -> MLPParams:
     Returns:
         The gradients, an ``MLPParams`` tree.
     """
-    d = d_logits
-    layers: list[LinearParams] = []
-    for index in reversed(range(len(cache.linear))):
-        d_x, d_w, d_b = ops.linear_backward(d, cache.linear[index], input_grad=index > 0)
-        layers.append(LinearParams(w=d_w, b=d_b))
-        if index > 0:
-            assert d_x is not None  # input_grad was True
-            d = ops.relu_backward(d_x, cache.relu[index - 1])
-    return MLPParams(layers=tuple(reversed(layers)))
+    return _mlp_reverse(d_logits, cache, BACKWARD)
+
+
+def mlp_curvature(h_logits: FloatArray, cache: MLPCache) -> MLPParams:
+    """The Gauss-Newton curvature (diagonal) of every MLP parameter, summed over the batch."""
+    return _mlp_reverse(h_logits, cache, CURVATURE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -377,6 +462,8 @@ class Model(Generic[P]):
         backward: ``backward(d_outputs, cache)`` -> grads (a tree like params).
         loss_forward: ``loss_forward(outputs, labels)`` -> ``(loss, cache)``.
         loss_backward: ``loss_backward(cache)`` -> ``d_outputs``.
+        curvature: ``curvature(h_outputs, cache)`` -> Gauss-Newton diagonal (a tree like params).
+        loss_curvature: ``loss_curvature(loss_cache)`` -> the loss Hessian's diagonal in the outputs.
         predict: ``predict(outputs)`` -> class labels (N,).
         prepare: ``prepare(images, dtype)`` turns uint8 images (N, 28, 28) into the model's input.
     """
@@ -388,6 +475,8 @@ class Model(Generic[P]):
     backward: Callable[[FloatArray, Any], P]
     loss_forward: Callable[[FloatArray, IntArray], tuple[float, Any]]
     loss_backward: Callable[[Any], FloatArray]
+    curvature: Callable[[FloatArray, Any], P]
+    loss_curvature: Callable[[Any], FloatArray]
     predict: Callable[[FloatArray], IntArray]
     prepare: Callable[[ByteArray, npt.DTypeLike], FloatArray]
 
@@ -415,6 +504,8 @@ LENET5: Model[LeNet5Params] = Model(
     backward=lenet5_backward,
     loss_forward=losses.map_loss_forward,
     loss_backward=losses.map_loss_backward,
+    curvature=lenet5_curvature,
+    loss_curvature=curvature.map_loss_curvature,
     predict=predict_smallest,
     prepare=_prepare_lenet5,
 )
@@ -426,6 +517,8 @@ LENET5_RELU: Model[LeNet5ReluParams] = Model(
     backward=lenet5_relu_backward,
     loss_forward=losses.softmax_cross_entropy_forward,
     loss_backward=losses.softmax_cross_entropy_backward,
+    curvature=lenet5_relu_curvature,
+    loss_curvature=curvature.softmax_cross_entropy_curvature,
     predict=predict_largest,
     prepare=_prepare_standardized_32,
 )
@@ -437,6 +530,8 @@ MLP: Model[MLPParams] = Model(
     backward=mlp_backward,
     loss_forward=losses.softmax_cross_entropy_forward,
     loss_backward=losses.softmax_cross_entropy_backward,
+    curvature=mlp_curvature,
+    loss_curvature=curvature.softmax_cross_entropy_curvature,
     predict=predict_largest,
     prepare=_prepare_standardized_flat,
 )

@@ -111,7 +111,7 @@ def test_an_interrupted_run_resumes_bit_for_bit(mnist: Any, tmp_path: Path, epoc
 
 
 def test_a_diverging_run_stops_with_a_clear_message(mnist: Any) -> None:
-    config = train.TrainConfig(model="mlp", epochs=1, batch_size=50, lr=1e4, limit=200, threads=1)
+    config = train.TrainConfig(model="mlp", epochs=1, batch_size=50, lr=1e4, warmup=0, limit=200, threads=1)
     data = small_data("mlp", mnist, train_count=200)
     model = get_model("mlp")
     with pytest.raises(train.TrainingDiverged, match=r"the loss became (nan|inf) at epoch 1, batch \d+ \(lr 10000\)"):
