@@ -6,6 +6,7 @@ or value) that names the argument, says what was expected and what was received.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias, TypeVar
 
 import numpy as np
@@ -141,6 +142,60 @@ def check_rng(value: object) -> np.random.Generator:
             f"rng: expected a numpy.random.Generator (e.g. numpy.random.default_rng(0)), got {type(value).__name__}"
         )
     return value
+
+
+# --------------------------------------------------------------------------------------------
+# attrs validators built from the checks above (for settings classes)
+
+Validator: TypeAlias = Callable[[object, Any, Any], None]
+
+
+def positive_number(name: str) -> Validator:
+    """An attrs validator: a finite real number > 0."""
+
+    def check(_: object, __: object, value: object) -> None:
+        check_positive_float(name, value)
+
+    return check
+
+
+def number_in_range(name: str, low: float, high: float) -> Validator:
+    """An attrs validator: a real number in ``[low, high)`` (``high`` may be ``inf``)."""
+
+    def check(_: object, __: object, value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value < high:
+            raise ValueError(f"{name}: expected a number in [{low}, {high}), got {value!r}")
+
+    return check
+
+
+def one_of(name: str, choices: Sequence[str]) -> Validator:
+    """An attrs validator: one of ``choices``."""
+
+    def check(_: object, __: object, value: object) -> None:
+        if value not in choices:
+            raise ValueError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
+
+    return check
+
+
+def integer_at_least(name: str, minimum: int) -> Validator:
+    """An attrs validator: an integer >= ``minimum``."""
+
+    def check(_: object, __: object, value: object) -> None:
+        check_int(name, value, minimum=minimum)
+
+    return check
+
+
+def optional_integer_at_least(name: str, minimum: int) -> Validator:
+    """An attrs validator: ``None`` or an integer >= ``minimum``."""
+
+    def check(_: object, __: object, value: object) -> None:
+        if value is not None:
+            check_int(name, value, minimum=minimum)
+
+    return check
 
 
 def readonly_view(array: ArrayT) -> ArrayT:

@@ -126,19 +126,34 @@ def subsample_curvature(h_out: FloatArray, cache: ops.SubsampleCache) -> tuple[F
     return ops.subsample_backward(h_out, squared)
 
 
-def rbf_curvature(h_out: FloatArray, cache: ops.RbfCache) -> tuple[FloatArray, FloatArray]:
-    """Curvature of ``rbf_forward`` (``d y_i / d x_j = 2 (x_j - c_ij)``).
+def rbf_curvature(
+    h_out: FloatArray, cache: ops.RbfCache, *, d_out: FloatArray | None = None
+) -> tuple[FloatArray, FloatArray]:
+    """Curvature of ``rbf_forward`` (``d y_i / d x_j = 2 (x_j - c_ij)``, ``d2 y_i / d x_j2 = 2``).
+
+    An RBF unit is a sum of squared residuals ``x - c_i``. Given the upstream gradient ``d_out``,
+    the pass also keeps the units' own curvature ``2 * sum_i d_out[n, i]`` (clipped at 0): the
+    Gauss-Newton split made on the residuals rather than on the distances, as for a least-squares
+    loss. Without it the MAP loss would look flat while every distance is far from its minimum (its
+    Hessian in the distances is ``p (1 - p)``, about ``exp(-84)`` at initialisation).
 
     Args:
         h_out: the curvature of the distances, shape (N, K).
         cache: from ``rbf_forward``.
+        d_out: the gradient of the loss with respect to the distances, shape (N, K), or ``None``
+            for the plain Gauss-Newton term.
 
     Returns:
         ``(h_x, h_centers)`` of shapes (N, D) and (K, D).
     """
     x, centers = cache.x, cache.centers
     squared = 4.0 * (x[:, None, :] - centers[None, :, :]) ** 2  # (N, K, D)
-    return np.einsum("nk,nkd->nd", h_out, squared), np.einsum("nk,nkd->kd", h_out, squared)
+    h_x: FloatArray = np.einsum("nk,nkd->nd", h_out, squared)
+    h_centers: FloatArray = np.einsum("nk,nkd->kd", h_out, squared)
+    if d_out is not None:
+        h_x += np.maximum(2.0 * d_out.sum(axis=1, keepdims=True), 0.0)
+        h_centers += np.maximum(2.0 * d_out.sum(axis=0)[:, None], 0.0)
+    return h_x, h_centers
 
 
 # --------------------------------------------------------------------------------------------

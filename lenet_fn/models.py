@@ -205,8 +205,10 @@ def lenet5_forward(params: LeNet5Params, x: FloatArray) -> tuple[FloatArray, LeN
     return distances, cache
 
 
-def _lenet5_reverse(upstream: FloatArray, cache: LeNet5Cache, step: ReversePass) -> LeNet5Params:
-    d, _ = step.rbf(upstream, cache.rbf)
+def _lenet5_reverse(
+    upstream: FloatArray, cache: LeNet5Cache, step: ReversePass, rbf_options: dict[str, FloatArray] | None = None
+) -> LeNet5Params:
+    d, _ = step.rbf(upstream, cache.rbf, **(rbf_options or {}))
     d = step.squash(d, cache.f6_squash)
     d_x, d_f6_w, d_f6_b = step.linear(d, cache.f6)
     d = step.flatten(_required(d_x), cache.flatten)
@@ -243,17 +245,19 @@ def lenet5_backward(d_distances: FloatArray, cache: LeNet5Cache) -> LeNet5Params
     return _lenet5_reverse(d_distances, cache, BACKWARD)
 
 
-def lenet5_curvature(h_distances: FloatArray, cache: LeNet5Cache) -> LeNet5Params:
+def lenet5_curvature(h_distances: FloatArray, d_distances: FloatArray, cache: LeNet5Cache) -> LeNet5Params:
     """The Gauss-Newton curvature (diagonal) of every LeNet-5 parameter, summed over the batch.
 
     Args:
-        h_distances: the curvature of the RBF distances, shape (N, 10).
+        h_distances: the curvature of the loss in the RBF distances, shape (N, 10).
+        d_distances: the gradient of the loss in the distances, shape (N, 10) (the RBF units'
+            own curvature, ``curvature.rbf_curvature``).
         cache: from ``lenet5_forward``.
 
     Returns:
         The curvatures, a ``LeNet5Params`` tree.
     """
-    return _lenet5_reverse(h_distances, cache, CURVATURE)
+    return _lenet5_reverse(h_distances, cache, CURVATURE, {"d_out": d_distances})
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,8 +362,11 @@ def lenet5_relu_backward(d_logits: FloatArray, cache: LeNet5ReluCache) -> LeNet5
     return _lenet5_relu_reverse(d_logits, cache, BACKWARD)
 
 
-def lenet5_relu_curvature(h_logits: FloatArray, cache: LeNet5ReluCache) -> LeNet5ReluParams:
-    """The Gauss-Newton curvature (diagonal) of every parameter of the ReLU variant, summed over the batch."""
+def lenet5_relu_curvature(h_logits: FloatArray, d_logits: FloatArray, cache: LeNet5ReluCache) -> LeNet5ReluParams:
+    """The Gauss-Newton curvature (diagonal) of every parameter of the ReLU variant, summed over the batch.
+
+    ``d_logits`` is unused: the output layer is linear, with no curvature of its own.
+    """
     return _lenet5_relu_reverse(h_logits, cache, CURVATURE)
 
 
@@ -441,8 +448,11 @@ def mlp_backward(d_logits: FloatArray, cache: MLPCache) -> MLPParams:
     return _mlp_reverse(d_logits, cache, BACKWARD)
 
 
-def mlp_curvature(h_logits: FloatArray, cache: MLPCache) -> MLPParams:
-    """The Gauss-Newton curvature (diagonal) of every MLP parameter, summed over the batch."""
+def mlp_curvature(h_logits: FloatArray, d_logits: FloatArray, cache: MLPCache) -> MLPParams:
+    """The Gauss-Newton curvature (diagonal) of every MLP parameter, summed over the batch.
+
+    ``d_logits`` is unused: the output layer is linear, with no curvature of its own.
+    """
     return _mlp_reverse(h_logits, cache, CURVATURE)
 
 
@@ -462,7 +472,8 @@ class Model(Generic[P]):
         backward: ``backward(d_outputs, cache)`` -> grads (a tree like params).
         loss_forward: ``loss_forward(outputs, labels)`` -> ``(loss, cache)``.
         loss_backward: ``loss_backward(cache)`` -> ``d_outputs``.
-        curvature: ``curvature(h_outputs, cache)`` -> Gauss-Newton diagonal (a tree like params).
+        curvature: ``curvature(h_outputs, d_outputs, cache)`` -> Gauss-Newton diagonal (a tree like
+            params), from the loss's curvature and gradient in the outputs.
         loss_curvature: ``loss_curvature(loss_cache)`` -> the loss Hessian's diagonal in the outputs.
         predict: ``predict(outputs)`` -> class labels (N,).
         prepare: ``prepare(images, dtype)`` turns uint8 images (N, 28, 28) into the model's input.
@@ -475,7 +486,7 @@ class Model(Generic[P]):
     backward: Callable[[FloatArray, Any], P]
     loss_forward: Callable[[FloatArray, IntArray], tuple[float, Any]]
     loss_backward: Callable[[Any], FloatArray]
-    curvature: Callable[[FloatArray, Any], P]
+    curvature: Callable[[FloatArray, FloatArray, Any], P]
     loss_curvature: Callable[[Any], FloatArray]
     predict: Callable[[FloatArray], IntArray]
     prepare: Callable[[ByteArray, npt.DTypeLike], FloatArray]

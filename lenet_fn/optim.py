@@ -90,3 +90,37 @@ def momentum_step(
     params_out: Tree = tree_unflatten(treedef, new_weights)
     velocity_out: Tree = tree_unflatten(treedef, new_velocities)
     return params_out, velocity_out
+
+
+SDLM_MU = 0.02
+"""The damping ``mu`` of SDLM's learning rates (LeCun et al. 1998, App. C)."""
+
+
+def sdlm_learning_rates(curvature: Tree, *, eta: float, mu: float = SDLM_MU) -> Tree:
+    """Per-parameter learning rates of the stochastic diagonal Levenberg-Marquardt method.
+
+    ``lr_k = eta / (mu + h_kk)`` with ``h_kk`` the Gauss-Newton curvature of parameter ``k``
+    averaged over samples (``lenet_fn.curvature``), as in LeCun et al. 1998, App. C.
+
+    For mini-batches each step takes one of the paper's per-sample steps along the batch's mean
+    gradient (not ``batch_size`` of them: a step that large overshoots while the network is far
+    from any minimum, as we measured on LeNet-5).
+
+    Args:
+        curvature: a tree of non-negative curvatures, shaped like the parameters.
+        eta: the global rate of the epoch.
+        mu: the damping, > 0; it caps every rate at ``eta / mu``.
+
+    Returns:
+        A tree of learning rates for ``momentum_step(..., lr=...)``.
+    """
+    eta = _check_number("eta", eta, low=0.0)
+    mu = _check_number("mu", mu, low=0.0)
+    if mu == 0.0:
+        raise ValueError("mu: expected a finite number > 0, got 0.0")
+    leaves, treedef = tree_flatten(curvature)
+    for path, leaf in zip(tree_paths(treedef), leaves):
+        if leaf.size and leaf.min() < 0:
+            raise ValueError(f"curvature.{path}: expected non-negative values, got a minimum of {leaf.min()}")
+    rates: Tree = tree_unflatten(treedef, [frozen(eta / (mu + leaf)) for leaf in leaves])
+    return rates

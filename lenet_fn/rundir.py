@@ -42,6 +42,8 @@ def save_state(path: Path, config: TrainConfig, state: TrainState, *, kind: str)
     extra: dict[str, dict[str, npt.NDArray[Any]]] = {"velocity": dict(tree_flatten_with_paths(state.velocity))}
     if state.order is not None:
         extra["resume"] = {"order": state.order}
+    if state.curvature is not None:
+        extra["curvature"] = dict(tree_flatten_with_paths(state.curvature))
     metadata = {
         "kind": kind,
         "config": config.to_dict(),
@@ -86,6 +88,7 @@ def load_state(path: Path) -> tuple[TrainConfig, TrainState]:
             progress=EpochProgress(**metadata["progress"]),
             rng_state=metadata["rng_state"],
             history=tuple(EpochMetrics(**entry) for entry in metadata["history"]),
+            curvature=checkpoint.extra_tree("curvature", template) if "curvature" in checkpoint.extra else None,
         )
     except (KeyError, TypeError, ValueError) as error:
         if isinstance(error, CheckpointError):

@@ -21,10 +21,21 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from lenet_fn.arrays import FloatArray, IntArray, check_float_dtype, check_int
+from lenet_fn.arrays import (
+    FloatArray,
+    IntArray,
+    check_float_dtype,
+    check_int,
+    integer_at_least,
+    number_in_range,
+    one_of,
+    optional_integer_at_least,
+    positive_number,
+)
+from lenet_fn.augment import DistortionRanges, distort
 from lenet_fn.data import Mnist, count_batches, minibatches, subset
 from lenet_fn.models import MODELS, Model, get_model
-from lenet_fn.optim import momentum_init, momentum_step
+from lenet_fn.optim import SDLM_MU, momentum_init, momentum_step, sdlm_learning_rates
 from lenet_fn.parallel import SEQUENTIAL, Workers, default_threads
 from lenet_fn.params import tree_flatten, tree_unflatten
 
@@ -55,50 +66,16 @@ class ModelDefaults:
     warmup: int = 0
 
 
+OPTIMIZERS = ("momentum", "sdlm")
+
 DEFAULTS: dict[str, ModelDefaults] = {
     "lenet5": ModelDefaults(lr=0.003, batch_size=32, schedule="paper", warmup=500),
+    "lenet5+sdlm": ModelDefaults(lr=5e-4, batch_size=32, schedule="paper", momentum=0.0, warmup=500),
+    "lenet5-relu+sdlm": ModelDefaults(lr=5e-4, batch_size=32, schedule="paper", momentum=0.0, warmup=500),
+    "mlp+sdlm": ModelDefaults(lr=5e-4, batch_size=32, schedule="paper", momentum=0.0, warmup=500),
     "lenet5-relu": ModelDefaults(lr=0.05, batch_size=64, schedule="cosine", weight_decay=5e-4),
     "mlp": ModelDefaults(lr=0.05, batch_size=64, schedule="cosine", weight_decay=5e-4),
 }
-
-
-def _positive(name: str) -> Callable[[object, attrs.Attribute[Any], float], None]:
-    def check(_: object, __: attrs.Attribute[Any], value: float) -> None:
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
-
-    return check
-
-
-def _in_range(name: str, low: float, high: float) -> Callable[[object, attrs.Attribute[Any], float], None]:
-    def check(_: object, __: attrs.Attribute[Any], value: float) -> None:
-        if not (isinstance(value, (int, float)) and low <= value < high):
-            raise ValueError(f"{name}: expected a number in [{low}, {high}), got {value!r}")
-
-    return check
-
-
-def _one_of(name: str, choices: Sequence[str]) -> Callable[[object, attrs.Attribute[Any], str], None]:
-    def check(_: object, __: attrs.Attribute[Any], value: str) -> None:
-        if value not in choices:
-            raise ValueError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
-
-    return check
-
-
-def _integer(name: str, minimum: int) -> Callable[[object, attrs.Attribute[Any], int], None]:
-    def check(_: object, __: attrs.Attribute[Any], value: int) -> None:
-        check_int(name, value, minimum=minimum)
-
-    return check
-
-
-def _optional_integer(name: str, minimum: int) -> Callable[[object, attrs.Attribute[Any], int | None], None]:
-    def check(_: object, __: attrs.Attribute[Any], value: int | None) -> None:
-        if value is not None:
-            check_int(name, value, minimum=minimum)
-
-    return check
 
 
 @attrs.frozen
@@ -112,6 +89,14 @@ class TrainConfig:
         lr: the base learning rate.
         schedule: its per-epoch multipliers, a key of ``SCHEDULES``.
         warmup: steps over which the rate rises linearly from ``lr / warmup`` to its scheduled value.
+        optimizer: ``momentum`` (one rate for every parameter) or ``sdlm`` (per-parameter rates
+            ``lr / (sdlm_mu + h_kk)`` from the Gauss-Newton curvature ``h_kk``, re-estimated on
+            ``sdlm_samples`` training images at the start of every epoch).
+        sdlm_mu: SDLM's damping.
+        sdlm_samples: images used to estimate the curvature.
+        distort: warp every training image by a random affine map (``lenet_fn.augment``), drawn
+            from a generator seeded by (seed, epoch, batch).
+        translate, scale, squeeze, shear: the ranges of the warps (``DistortionRanges``).
         momentum: heavy-ball momentum.
         weight_decay: L2 coefficient.
         seed: seeds the initial weights and the order of every epoch.
@@ -121,20 +106,32 @@ class TrainConfig:
         dtype: ``float32`` or ``float64``.
     """
 
-    model: str = attrs.field(default="lenet5", validator=_one_of("model", list(MODELS)))
-    epochs: int = attrs.field(default=20, validator=_integer("epochs", 1))
-    batch_size: int = attrs.field(default=DEFAULTS["lenet5"].batch_size, validator=_integer("batch_size", 1))
-    lr: float = attrs.field(default=DEFAULTS["lenet5"].lr, validator=_positive("lr"))
-    schedule: str = attrs.field(default=DEFAULTS["lenet5"].schedule, validator=_one_of("schedule", list(SCHEDULES)))
-    momentum: float = attrs.field(default=DEFAULTS["lenet5"].momentum, validator=_in_range("momentum", 0.0, 1.0))
+    model: str = attrs.field(default="lenet5", validator=one_of("model", list(MODELS)))
+    epochs: int = attrs.field(default=20, validator=integer_at_least("epochs", 1))
+    batch_size: int = attrs.field(default=DEFAULTS["lenet5"].batch_size, validator=integer_at_least("batch_size", 1))
+    lr: float = attrs.field(default=DEFAULTS["lenet5"].lr, validator=positive_number("lr"))
+    schedule: str = attrs.field(default=DEFAULTS["lenet5"].schedule, validator=one_of("schedule", list(SCHEDULES)))
+    momentum: float = attrs.field(default=DEFAULTS["lenet5"].momentum, validator=number_in_range("momentum", 0.0, 1.0))
     weight_decay: float = attrs.field(
-        default=DEFAULTS["lenet5"].weight_decay, validator=_in_range("weight_decay", 0.0, math.inf)
+        default=DEFAULTS["lenet5"].weight_decay, validator=number_in_range("weight_decay", 0.0, math.inf)
     )
-    warmup: int = attrs.field(default=DEFAULTS["lenet5"].warmup, validator=_integer("warmup", 0))
-    seed: int = attrs.field(default=0, validator=_integer("seed", 0))
-    limit: int | None = attrs.field(default=None, validator=_optional_integer("limit", 1))
-    threads: int = attrs.field(default=1, validator=_integer("threads", 1))
-    dtype: str = attrs.field(default="float32", validator=_one_of("dtype", ["float32", "float64"]))
+    warmup: int = attrs.field(default=DEFAULTS["lenet5"].warmup, validator=integer_at_least("warmup", 0))
+    optimizer: str = attrs.field(default="momentum", validator=one_of("optimizer", OPTIMIZERS))
+    sdlm_mu: float = attrs.field(default=SDLM_MU, validator=positive_number("sdlm_mu"))
+    sdlm_samples: int = attrs.field(default=500, validator=integer_at_least("sdlm_samples", 1))
+    distort: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    translate: float = attrs.field(default=DistortionRanges().translate, validator=number_in_range("translate", 0.0, math.inf))
+    scale: float = attrs.field(default=DistortionRanges().scale, validator=number_in_range("scale", 0.0, 1.0))
+    squeeze: float = attrs.field(default=DistortionRanges().squeeze, validator=number_in_range("squeeze", 0.0, 1.0))
+    shear: float = attrs.field(default=DistortionRanges().shear, validator=number_in_range("shear", 0.0, math.inf))
+
+    @property
+    def distortion_ranges(self) -> DistortionRanges:
+        return DistortionRanges(translate=self.translate, scale=self.scale, squeeze=self.squeeze, shear=self.shear)
+    seed: int = attrs.field(default=0, validator=integer_at_least("seed", 0))
+    limit: int | None = attrs.field(default=None, validator=optional_integer_at_least("limit", 1))
+    threads: int = attrs.field(default=1, validator=integer_at_least("threads", 1))
+    dtype: str = attrs.field(default="float32", validator=one_of("dtype", ["float32", "float64"]))
 
     def lr_at(self, epoch: int, step: int | None = None) -> float:
         """The learning rate of epoch ``epoch`` (0-based) at global step ``step`` (0-based).
@@ -159,6 +156,26 @@ class TrainConfig:
 # one batch
 
 
+def _parts(count: int, workers: Workers) -> list[slice]:
+    """``count`` rows cut into ``workers.threads`` contiguous parts (fewer when there are few rows)."""
+    bounds = np.linspace(0, count, min(workers.threads, count) + 1).astype(int)
+    return [slice(int(start), int(stop)) for start, stop in zip(bounds, bounds[1:])]
+
+
+def _weighted_sum(trees: list[P], weights: list[float]) -> P:
+    """``sum(weight * tree)`` leaf by leaf (the mean over parts, weighted by their sizes)."""
+    if len(trees) == 1:
+        return trees[0]
+    leaves = [tree_flatten(tree)[0] for tree in trees]
+    treedef = tree_flatten(trees[0])[1]
+    combined = [
+        sum((part[index] * weight for part, weight in zip(leaves[1:], weights[1:])), leaves[0][index] * weights[0])
+        for index in range(len(leaves[0]))
+    ]
+    result: P = tree_unflatten(treedef, combined)
+    return result
+
+
 def forward_backward(
     model: Model[P], params: P, x: FloatArray, labels: IntArray, *, workers: Workers = SEQUENTIAL
 ) -> tuple[float, P, FloatArray]:
@@ -177,9 +194,7 @@ def forward_backward(
     Returns:
         ``(loss, grads, outputs)``: the mean loss, a tree like ``params``, and outputs (N, 10).
     """
-    count = x.shape[0]
-    bounds = np.linspace(0, count, min(workers.threads, count) + 1).astype(int)
-    parts = [slice(int(start), int(stop)) for start, stop in zip(bounds, bounds[1:])]
+    parts = _parts(x.shape[0], workers)
 
     def part(rows: slice) -> tuple[float, P, FloatArray]:
         outputs, cache = model.forward(params, x[rows])
@@ -187,19 +202,37 @@ def forward_backward(
         return loss, model.backward(model.loss_backward(loss_cache), cache), outputs
 
     results = workers.map(part, parts)
-    if len(results) == 1:
-        return results[0]
-    weights = [(rows.stop - rows.start) / count for rows in parts]
+    weights = [(rows.stop - rows.start) / x.shape[0] for rows in parts]
     loss = sum(weight * result[0] for weight, result in zip(weights, results))
-    gradient_leaves = [tree_flatten(result[1])[0] for result in results]
-    treedef = tree_flatten(results[0][1])[1]
-    combined = [
-        sum((leaves[index] * weight for leaves, weight in zip(gradient_leaves[1:], weights[1:])), gradient_leaves[0][index] * weights[0])
-        for index in range(len(gradient_leaves[0]))
-    ]
-    outputs = np.concatenate([result[2] for result in results])
-    grads: P = tree_unflatten(treedef, combined)
+    grads = _weighted_sum([result[1] for result in results], weights)
+    outputs = results[0][2] if len(results) == 1 else np.concatenate([result[2] for result in results])
     return float(loss), grads, outputs
+
+
+def estimate_curvature(
+    model: Model[P], params: P, x: FloatArray, labels: IntArray, *, workers: Workers = SEQUENTIAL
+) -> P:
+    """The Gauss-Newton curvature of every parameter, averaged over the samples ``x`` (for SDLM).
+
+    Args:
+        model: the model.
+        params: its parameters.
+        x: prepared inputs, shape (N, ...).
+        labels: classes, shape (N,).
+        workers: the threads to use.
+
+    Returns:
+        A tree like ``params`` of non-negative curvatures ``h_kk``.
+    """
+    parts = _parts(x.shape[0], workers)
+
+    def part(rows: slice) -> P:
+        outputs, cache = model.forward(params, x[rows])
+        _, loss_cache = model.loss_forward(outputs, labels[rows])
+        return model.curvature(model.loss_curvature(loss_cache), model.loss_backward(loss_cache), cache)
+
+    results = workers.map(part, parts)
+    return _weighted_sum(results, [(rows.stop - rows.start) / x.shape[0] for rows in parts])
 
 
 def train_step(
@@ -310,6 +343,7 @@ class TrainState:
         progress: the running sums of the epoch in progress.
         rng_state: the state of the generator that draws epoch orders.
         history: the metrics of the finished epochs.
+        curvature: with SDLM, the curvature estimated at the start of the epoch in progress.
     """
 
     params: Any
@@ -319,6 +353,7 @@ class TrainState:
     progress: EpochProgress
     rng_state: dict[str, Any]
     history: tuple[EpochMetrics, ...]
+    curvature: Any = None
 
 
 def initial_state(model: Model[Any], config: TrainConfig) -> TrainState:
@@ -428,6 +463,7 @@ def fit(
     """
     rng = np.random.default_rng()
     rng.bit_generator.state = state.rng_state
+    background = float(model.prepare(np.zeros((1, 28, 28), np.uint8), data.train_x.dtype).reshape(-1)[0])
     count = data.train_y.shape[0]
     batches = count_batches(count, config.batch_size)
     line = ProgressLine(progress)
@@ -435,20 +471,32 @@ def fit(
         while state.epoch < config.epochs:
             if state.order is None:
                 order = rng.permutation(count)
-                state = attrs.evolve(state, order=order, progress=EpochProgress(), rng_state=dict(rng.bit_generator.state))
+                curvature = None
+                if config.optimizer == "sdlm":
+                    sample = order[: config.sdlm_samples]
+                    curvature = estimate_curvature(model, state.params, data.train_x[sample], data.train_y[sample], workers=workers)
+                state = attrs.evolve(
+                    state, order=order, progress=EpochProgress(), rng_state=dict(rng.bit_generator.state), curvature=curvature
+                )
             assert state.order is not None  # set just above
             for rows in minibatches(state.order, config.batch_size, start=state.progress.batch):
                 started = time.perf_counter()
                 lr = config.lr_at(state.epoch, state.epoch * batches + state.progress.batch)
                 labels = data.train_y[rows]
-                loss, grads, outputs = forward_backward(model, state.params, data.train_x[rows], labels, workers=workers)
+                x = data.train_x[rows]
+                if config.distort:
+                    warp_rng = np.random.default_rng([config.seed, state.epoch, state.progress.batch])
+                    x = distort(x.reshape(x.shape[0], 1, 28, 28) if x.ndim == 2 else x, warp_rng,
+                                fill=background, ranges=config.distortion_ranges).reshape(x.shape)  # fmt: skip
+                loss, grads, outputs = forward_backward(model, state.params, x, labels, workers=workers)
                 if not math.isfinite(loss):
                     raise TrainingDiverged(
                         f"the loss became {loss} at epoch {state.epoch + 1}, batch {state.progress.batch + 1} (lr {lr:g})",
                         state,
                     )
+                rates = lr if state.curvature is None else sdlm_learning_rates(state.curvature, eta=lr, mu=config.sdlm_mu)
                 params, velocity = momentum_step(
-                    state.params, grads, state.velocity, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay
+                    state.params, grads, state.velocity, lr=rates, momentum=config.momentum, weight_decay=config.weight_decay
                 )
                 done = state.progress
                 errors = int(np.count_nonzero(model.predict(outputs) != labels))
@@ -486,7 +534,7 @@ def fit(
                 lr=config.lr_at(state.epoch),
             )
             state = attrs.evolve(
-                state, epoch=state.epoch + 1, order=None, progress=EpochProgress(), history=(*state.history, metrics)
+                state, epoch=state.epoch + 1, order=None, progress=EpochProgress(), history=(*state.history, metrics), curvature=None
             )
             if on_epoch_end is not None:
                 on_epoch_end(state, metrics)
@@ -527,9 +575,22 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, help="base learning rate")
     parser.add_argument("--schedule", choices=list(SCHEDULES), help="learning-rate schedule over the epochs")
     parser.add_argument("--warmup", type=int, metavar="STEPS", help="steps of linear learning-rate warm-up at the start")
+    parser.add_argument("--optimizer", choices=list(OPTIMIZERS), help="momentum SGD, or SDLM: per-parameter rates "
+                        "lr / (mu + h_kk) from the Gauss-Newton curvature, re-estimated before every epoch "
+                        "(LeCun et al. 1998); with sdlm, --lr is the paper's eta")
+    parser.add_argument("--sdlm-mu", "--sdlm_mu", dest="sdlm_mu", type=float, metavar="MU", help=f"SDLM's damping (default {SDLM_MU})")
+    parser.add_argument("--sdlm-samples", "--sdlm_samples", dest="sdlm_samples", type=int, metavar="N",
+                        help="training images used to estimate the curvature (default 500)")
     parser.add_argument("--momentum", type=float, help="momentum in [0, 1)")
     parser.add_argument("--weight-decay", "--weight_decay", dest="weight_decay", type=float, metavar="WD", help="L2 weight decay")
     parser.add_argument("--seed", type=int, help="seeds the initial weights and the batch order (default: 0)")
+    parser.add_argument("--distort", action="store_const", const=True, help="warp every training image by a random affine "
+                        "map (translation, scaling, squeezing, horizontal shear), as in the paper")
+    ranges = DistortionRanges()
+    parser.add_argument("--translate", type=float, metavar="PIXELS", help=f"--distort: shift range per axis (default {ranges.translate:g})")
+    parser.add_argument("--scale", type=float, metavar="FRACTION", help=f"--distort: zoom in 1 +- FRACTION (default {ranges.scale:g})")
+    parser.add_argument("--squeeze", type=float, metavar="FRACTION", help=f"--distort: width x q, height / q, q in 1 +- FRACTION (default {ranges.squeeze:g})")
+    parser.add_argument("--shear", type=float, metavar="FACTOR", help=f"--distort: horizontal shear in +-FACTOR (default {ranges.shear:g})")
     parser.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: runs/<model>-<date>-<time>; "
                         "with --resume, the checkpoint's directory)")
     parser.add_argument("--resume", type=Path, metavar="CKPT", help="continue a run from its last.npz (its settings are kept; "
@@ -540,12 +601,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-_CONFIG_FLAGS = ("model", "batch_size", "lr", "schedule", "warmup", "momentum", "weight_decay", "seed", "limit", "threads", "dtype")
+_CONFIG_FLAGS = (
+    "model", "batch_size", "lr", "schedule", "warmup", "momentum", "weight_decay", "seed", "limit", "threads", "dtype",
+    "optimizer", "sdlm_mu", "sdlm_samples", "distort", "translate", "scale", "squeeze", "shear",
+)  # fmt: skip
 
 
 def _config_from_flags(args: argparse.Namespace) -> TrainConfig:
     model = args.model or "lenet5"
-    defaults = DEFAULTS[model]
+    optimizer = args.optimizer or "momentum"
+    defaults = DEFAULTS[model if optimizer == "momentum" else f"{model}+{optimizer}"]
     values: dict[str, Any] = {
         "model": model,
         "epochs": 20 if args.epochs is None else args.epochs,
@@ -555,6 +620,7 @@ def _config_from_flags(args: argparse.Namespace) -> TrainConfig:
         "momentum": defaults.momentum,
         "weight_decay": defaults.weight_decay,
         "warmup": defaults.warmup,
+        "optimizer": optimizer,
         "threads": default_threads(),
     }
     values.update({flag: getattr(args, flag) for flag in _CONFIG_FLAGS if getattr(args, flag) is not None})
@@ -628,9 +694,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] = sys.stdout, std
 
     print(
         f"{config.model}: {tree_size(state.params):,} trainable parameters; {data.train_y.shape[0]:,} training and "
-        f"{data.test_y.shape[0]:,} test images; batch {config.batch_size}, lr {config.lr:g} ({config.schedule}, "
+        f"{data.test_y.shape[0]:,} test images; {config.optimizer}, batch {config.batch_size}, lr {config.lr:g} ({config.schedule}, "
         f"warm-up {config.warmup} steps), "
         f"momentum {config.momentum:g}, weight decay {config.weight_decay:g}, {config.threads} thread(s), seed {config.seed}"
+        + (f", distortions {attrs.asdict(config.distortion_ranges)}" if config.distort else "")
         + (f"; resuming at epoch {state.epoch + 1}, batch {state.progress.batch + 1}" if args.resume else ""),
         file=stdout,
     )

@@ -161,6 +161,22 @@ def test_a_tiny_network_pass_equals_layer_by_layer_brute_force(rng: np.random.Ge
         assert_curvature_close(computed, expected, name)
 
 
+def test_the_rbf_units_own_curvature(rng: np.random.Generator) -> None:
+    """With the upstream gradient, the pass adds the exact Hessian diagonal of ``sum(d_out * y(x))``."""
+    x = rng.standard_normal((3, 5))
+    centers = np.sign(rng.standard_normal((4, 5)))
+    _, cache = ops.rbf_forward(x, centers)
+    h_out = rng.uniform(0.1, 1.0, size=(3, 4))
+    d_out = rng.uniform(0.0, 1.0, size=(3, 4))
+    plain, _ = curvature.rbf_curvature(h_out, cache)
+    with_units, h_centers = curvature.rbf_curvature(h_out, cache, d_out=d_out)
+    linear_term = jacobian(lambda point: (ops.rbf_backward(d_out, ops.rbf_forward(point, centers)[1])[0]), x)
+    assert_curvature_close(with_units - plain, np.diag(linear_term).reshape(x.shape), "d2 sum(d_out * y) / dx2")
+    assert_curvature_close(with_units, plain + 2 * d_out.sum(axis=1, keepdims=True), "h_x")
+    negative, _ = curvature.rbf_curvature(h_out, cache, d_out=-d_out)
+    np.testing.assert_array_equal(negative, plain)  # a negative own curvature is clipped, never subtracted
+
+
 def test_curvature_keeps_the_dtype_and_the_arguments(rng: np.random.Generator) -> None:
     x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)

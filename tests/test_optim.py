@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from lenet_fn.optim import momentum_init, momentum_step
+from lenet_fn.optim import momentum_init, momentum_step, sdlm_learning_rates
 from lenet_fn.params import LinearParams, MLPParams, tree_leaves
 
 
@@ -93,3 +93,17 @@ def test_momentum_step_rejects_bad_arguments() -> None:
         momentum_step(params, grads, velocity, lr=0.1, weight_decay=float("nan"))
     with pytest.raises(TypeError, match=re.escape("grads: expected LinearParams, got MLPParams")):
         momentum_step(params, MLPParams(layers=(grads,)), velocity, lr=0.1)
+
+
+def test_sdlm_learning_rates_on_hand_computed_numbers() -> None:
+    curvature = LinearParams(w=np.array([[0.0, 0.08]]), b=np.array([0.98]))
+    rates = sdlm_learning_rates(curvature, eta=5e-4, mu=0.02)
+    np.testing.assert_allclose(rates.w, [[5e-4 / 0.02, 5e-4 / 0.1]], rtol=1e-15)
+    np.testing.assert_allclose(rates.b, [5e-4 / 1.0], rtol=1e-15)
+    assert isinstance(rates, LinearParams) and not rates.w.flags.writeable
+    params, _ = momentum_step(_params(), _grads(), momentum_init(_params()), lr=rates, momentum=0.0)
+    np.testing.assert_allclose(params.w, [[1.0 - 0.025 * 0.5, 2.0 + 0.005 * 1.0]], rtol=1e-15)
+    with pytest.raises(ValueError, match=re.escape("curvature.b: expected non-negative values, got a minimum of -1.0")):
+        sdlm_learning_rates(LinearParams(w=np.zeros((1, 2)), b=np.array([-1.0])), eta=1e-3)
+    with pytest.raises(ValueError, match="mu: expected a finite number > 0, got 0.0"):
+        sdlm_learning_rates(curvature, eta=1e-3, mu=0.0)

@@ -92,9 +92,16 @@ def _interrupt_at(epoch: int, batch: int) -> Any:
     return on_batch_end
 
 
-@pytest.mark.parametrize(("epoch", "batch"), [(0, 3), (1, 1)])
-def test_an_interrupted_run_resumes_bit_for_bit(mnist: Any, tmp_path: Path, epoch: int, batch: int) -> None:
-    config = train.TrainConfig(epochs=2, batch_size=40, lr=0.002, limit=320, threads=2, seed=7)
+SDLM_AND_DISTORTIONS = {"optimizer": "sdlm", "lr": 5e-4, "momentum": 0.0, "warmup": 5, "distort": True, "sdlm_samples": 100}
+
+
+@pytest.mark.parametrize(
+    ("epoch", "batch", "settings"),
+    [(0, 3, {}), (1, 1, {}), (0, 3, SDLM_AND_DISTORTIONS), (1, 2, SDLM_AND_DISTORTIONS)],
+    ids=["momentum-epoch1", "momentum-epoch2", "sdlm-distort-epoch1", "sdlm-distort-epoch2"],
+)
+def test_an_interrupted_run_resumes_bit_for_bit(mnist: Any, tmp_path: Path, epoch: int, batch: int, settings: dict[str, Any]) -> None:
+    config = train.TrainConfig(**{"epochs": 2, "batch_size": 40, "lr": 0.002, "limit": 320, "threads": 2, "seed": 7, **settings})
     data = small_data("lenet5", mnist, train_count=320)
     with Workers(2) as workers:
         straight = train.fit(LENET5, config, data, train.initial_state(LENET5, config), workers=workers)
@@ -266,3 +273,14 @@ def test_learning_rate_schedules_and_warmup() -> None:
     assert [config.lr_at(0, step) for step in range(6)] == pytest.approx([0.0025, 0.005, 0.0075, 0.01, 0.01, 0.01])
     cosine = train.TrainConfig(lr=0.1, schedule="cosine", warmup=0, epochs=4)
     assert [cosine.lr_at(epoch, 0) for epoch in range(4)] == pytest.approx([0.1, 0.1 * (1 + 2**-0.5) / 2, 0.05, 0.1 * (1 - 2**-0.5) / 2])
+
+
+def test_sdlm_and_distortions_from_the_command_line(tmp_path: Path) -> None:
+    status, out, err = _run_cli(["--optimizer", "sdlm", "--distort", "--shear", "0.3", "--limit", "300", "--epochs", "1",
+                                 "--batch-size", "50", "--out", str(tmp_path)])  # fmt: skip
+    assert status == 0, err
+    assert "sdlm, batch 50, lr 0.0005" in out.splitlines()[0] and "'shear': 0.3" in out.splitlines()[0]
+    config = json.loads((tmp_path / "metrics.json").read_text())["config"]
+    assert config["optimizer"] == "sdlm" and config["distort"] is True and config["shear"] == 0.3
+    status, _, err = _run_cli(["--squeeze", "1.5", "--out", str(tmp_path / "bad")])
+    assert status == 2 and err == "error: --squeeze: expected a number in [0.0, 1.0), got 1.5\n"

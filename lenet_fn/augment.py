@@ -1,0 +1,121 @@
+"""Random affine distortions of training images, as in LeCun et al. 1998 (Sec. III-C, "distortions").
+
+Each image gets its own warp: horizontal and vertical translation, scaling, squeezing (the
+width scaled by ``q`` and the height by ``1 / q``) and horizontal shearing, all about the image
+centre, sampled bilinearly. Pixels that come from outside the image take a fill value (the
+background). Vectorised over the batch; the randomness comes from an explicit generator.
+"""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from lenet_fn.arrays import FloatArray, check_float_array, check_rng, number_in_range
+
+
+@attrs.frozen
+class DistortionRanges:
+    """How far the random warps go; every parameter is drawn uniformly in its range.
+
+    Attributes:
+        translate: shift in pixels along each axis, in ``[-translate, translate]``.
+        scale: zoom factor in ``[1 - scale, 1 + scale]``.
+        squeeze: width factor ``q`` in ``[1 - squeeze, 1 + squeeze]``, height factor ``1 / q``.
+        shear: horizontal shear ``x += shear * y`` (about the centre), in ``[-shear, shear]``.
+    """
+
+    translate: float = attrs.field(default=2.0, validator=number_in_range("translate", 0.0, np.inf))
+    scale: float = attrs.field(default=0.1, validator=number_in_range("scale", 0.0, 1.0))
+    squeeze: float = attrs.field(default=0.1, validator=number_in_range("squeeze", 0.0, 1.0))
+    shear: float = attrs.field(default=0.15, validator=number_in_range("shear", 0.0, np.inf))
+
+
+def random_affine(
+    rng: np.random.Generator, count: int, ranges: DistortionRanges = DistortionRanges()
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """``count`` random forward warps ``p -> matrix @ p + offset`` (coordinates (row, column) about the centre).
+
+    Args:
+        rng: the random generator.
+        count: how many warps.
+        ranges: their ranges.
+
+    Returns:
+        ``(matrices, offsets)`` of shapes (count, 2, 2) and (count, 2).
+    """
+    rng = check_rng(rng)
+    scale = rng.uniform(1 - ranges.scale, 1 + ranges.scale, size=count)
+    squeeze = rng.uniform(1 - ranges.squeeze, 1 + ranges.squeeze, size=count)
+    shear = rng.uniform(-ranges.shear, ranges.shear, size=count)
+    offsets = rng.uniform(-ranges.translate, ranges.translate, size=(count, 2))
+    matrices = np.zeros((count, 2, 2))
+    matrices[:, 0, 0] = scale / squeeze  # rows (y): height / q
+    matrices[:, 1, 0] = scale * squeeze * shear  # x gains shear * y
+    matrices[:, 1, 1] = scale * squeeze  # columns (x): width * q
+    return matrices, offsets
+
+
+def affine_warp(
+    images: FloatArray, matrices: npt.NDArray[np.float64], offsets: npt.NDArray[np.float64], *, fill: float
+) -> FloatArray:
+    """Warps each image by its forward map ``p -> matrix @ p + offset`` about the centre, bilinearly.
+
+    Output pixel ``p`` takes the input at ``matrix^-1 @ (p - offset)`` (about the centre); positions
+    outside the image take ``fill``. Every output is a convex combination of input pixels and
+    ``fill``, so it stays within their range.
+
+    Args:
+        images: shape (N, C, H, W).
+        matrices: one invertible 2 x 2 map per image, (row, column) order, shape (N, 2, 2).
+        offsets: one translation (rows, columns) per image, shape (N, 2).
+        fill: the value outside the image (the background).
+
+    Returns:
+        The warped images, shape (N, C, H, W), in the dtype of ``images``.
+    """
+    images = check_float_array("images", images, layout="(N, C, H, W)")
+    n, c, h, w = images.shape
+    if matrices.shape != (n, 2, 2) or offsets.shape != (n, 2):
+        raise ValueError(f"matrices, offsets: expected shapes ({n}, 2, 2) and ({n}, 2), got {matrices.shape} and {offsets.shape}")
+    inverse = np.linalg.inv(matrices)  # (N, 2, 2)
+    centre = np.array([(h - 1) / 2, (w - 1) / 2])
+    rows, columns = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    grid = np.stack([rows, columns], axis=-1).reshape(1, h * w, 2) - centre  # (1, HW, 2)
+    source = np.einsum("nij,nkj->nki", inverse, grid - offsets[:, None, :]) + centre  # (N, HW, 2)
+    top = np.floor(source[..., 0])
+    left = np.floor(source[..., 1])
+    down, right = source[..., 0] - top, source[..., 1] - left
+    padded = np.full((n, c, h + 2, w + 2), fill, dtype=images.dtype)  # a border of fill around each image
+    padded[:, :, 1:-1, 1:-1] = images
+    flat = padded.reshape(n, c, (h + 2) * (w + 2))
+
+    def gather(row: npt.NDArray[np.float64], column: npt.NDArray[np.float64]) -> FloatArray:
+        index = (np.clip(row, -1, h) + 1).astype(np.intp) * (w + 2) + (np.clip(column, -1, w) + 1).astype(np.intp)
+        return np.take_along_axis(flat, np.broadcast_to(index[:, None, :], (n, c, h * w)), axis=2)
+
+    weights = [((1 - down) * (1 - right)), ((1 - down) * right), (down * (1 - right)), (down * right)]
+    corners = [gather(top, left), gather(top, left + 1), gather(top + 1, left), gather(top + 1, left + 1)]
+    out = sum(corner * weight[:, None, :].astype(images.dtype) for corner, weight in zip(corners, weights))
+    assert isinstance(out, np.ndarray)
+    return out.reshape(n, c, h, w).astype(images.dtype, copy=False)
+
+
+def distort(
+    images: FloatArray, rng: np.random.Generator, *, fill: float, ranges: DistortionRanges = DistortionRanges()
+) -> FloatArray:
+    """Each image warped by its own random affine map (``random_affine`` then ``affine_warp``).
+
+    Args:
+        images: shape (N, C, H, W).
+        rng: the random generator.
+        fill: the background value.
+        ranges: how far the warps go.
+
+    Returns:
+        The distorted images, shape (N, C, H, W).
+    """
+    images = check_float_array("images", images, layout="(N, C, H, W)")
+    matrices, offsets = random_affine(rng, images.shape[0], ranges)
+    return affine_warp(images, matrices, offsets, fill=fill)
