@@ -37,7 +37,8 @@ from lenet_fn.ops import (
     tanh_backward,
     tanh_forward,
 )
-from lenet_fn.optim import momentum_init, momentum_step
+from lenet_fn.net import Net
+from lenet_fn.optim import momentum_init, momentum_step, sdlm_learning_rates
 from lenet_fn.params import (
     Conv2dParams,
     LinearParams,
@@ -54,6 +55,7 @@ from lenet_fn.params import (
     tree_zeros_like,
     uniform_fan_in,
 )
+from lenet_fn.shipped import pretrained
 
 __version__ = "0.1.0"
 
@@ -61,6 +63,7 @@ __all__ = [
     "Conv2dParams",
     "LinearParams",
     "MLPParams",
+    "Net",
     "SubsampleParams",
     "__version__",
     "avg_pool2d_backward",
@@ -88,8 +91,10 @@ __all__ = [
     "mse_forward",
     "numerical_gradient",
     "numerical_vjp",
+    "pretrained",
     "rbf_backward",
     "rbf_forward",
+    "sdlm_learning_rates",
     "relative_error",
     "relu_backward",
     "relu_forward",

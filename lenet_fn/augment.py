@@ -84,22 +84,38 @@ def affine_warp(
     rows, columns = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
     grid = np.stack([rows, columns], axis=-1).reshape(1, h * w, 2) - centre  # (1, HW, 2)
     source = np.einsum("nij,nkj->nki", inverse, grid - offsets[:, None, :]) + centre  # (N, HW, 2)
-    top = np.floor(source[..., 0])
-    left = np.floor(source[..., 1])
-    down, right = source[..., 0] - top, source[..., 1] - left
+    return bilinear_sample(images, source, fill=fill).reshape(n, c, h, w)
+
+
+def bilinear_sample(images: FloatArray, positions: npt.NDArray[np.float64], *, fill: float) -> FloatArray:
+    """The images read at fractional (row, column) positions, bilinearly; outside the image, ``fill``.
+
+    Args:
+        images: shape (N, C, H, W).
+        positions: where to read each image, (row, column), shape (N, P, 2).
+        fill: the value outside the image.
+
+    Returns:
+        Shape (N, C, P), in the dtype of ``images``: each value a convex combination of pixels and ``fill``.
+    """
+    n, c, h, w = images.shape
+    points = positions.shape[1]
+    top, left = np.floor(positions[..., 0]), np.floor(positions[..., 1])
+    down, right = positions[..., 0] - top, positions[..., 1] - left
     padded = np.full((n, c, h + 2, w + 2), fill, dtype=images.dtype)  # a border of fill around each image
     padded[:, :, 1:-1, 1:-1] = images
     flat = padded.reshape(n, c, (h + 2) * (w + 2))
 
     def gather(row: npt.NDArray[np.float64], column: npt.NDArray[np.float64]) -> FloatArray:
         index = (np.clip(row, -1, h) + 1).astype(np.intp) * (w + 2) + (np.clip(column, -1, w) + 1).astype(np.intp)
-        return np.take_along_axis(flat, np.broadcast_to(index[:, None, :], (n, c, h * w)), axis=2)
+        return np.take_along_axis(flat, np.broadcast_to(index[:, None, :], (n, c, points)), axis=2)
 
-    weights = [((1 - down) * (1 - right)), ((1 - down) * right), (down * (1 - right)), (down * right)]
+    weights = [(1 - down) * (1 - right), (1 - down) * right, down * (1 - right), down * right]
     corners = [gather(top, left), gather(top, left + 1), gather(top + 1, left), gather(top + 1, left + 1)]
-    out = sum(corner * weight[:, None, :].astype(images.dtype) for corner, weight in zip(corners, weights))
-    assert isinstance(out, np.ndarray)
-    return out.reshape(n, c, h, w).astype(images.dtype, copy=False)
+    out = np.zeros((n, c, points), dtype=images.dtype)
+    for corner, weight in zip(corners, weights):
+        out += corner * weight[:, None, :].astype(images.dtype)
+    return out
 
 
 def distort(
