@@ -7,6 +7,7 @@ Reports, in one run:
 - a per-layer breakdown of LeNet-5's step (forward and backward ms, one thread, so the layers do
   not overlap);
 - images/s of evaluation (forward only, the 10,000 test images);
+- images/s of the random affine distortions (``--distort``);
 - the speed-up of the fast conv2d, pools and subsampling over their plain-loop references, per op
   and for a whole LeNet-5 step with the loop references swapped in (the seed's "ExeSpeedTest");
 - with --torch (and PyTorch installed): the same LeNet-5 in PyTorch (same threads, batch, dtype)
@@ -30,6 +31,7 @@ import attrs
 import numpy as np
 
 from lenet_fn import ops, reference
+from lenet_fn.augment import distort
 from lenet_fn.data import load_mnist, repository_dataset_dir
 from lenet_fn.models import C3_TABLE, LENET5, MODELS, Model
 from lenet_fn.optim import momentum_init, momentum_step
@@ -314,6 +316,9 @@ def main() -> int:
             print(f"  {name:<12} {10000 / seconds:8.0f} images/s")
 
     x5 = LENET5.prepare(dataset.train_images[rows], np.float32)
+    warp_seconds = best_of(lambda: distort(x5, np.random.default_rng(0), fill=-0.1), repeats=5, number=args.steps)
+    print(f"\naffine distortions (--distort), one thread: {args.batch_size / warp_seconds:8.0f} images/s")
+
     print(f"\nLeNet-5 per layer, one thread, batch {args.batch_size} (ms)")
     print(f"  {'layer':<32} {'forward':>8} {'backward':>9}")
     total_forward = total_backward = 0.0

@@ -8,7 +8,6 @@ per batch, so an interruption leaves a state that resumes bit-for-bit.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -694,8 +693,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] = sys.stdout, std
 
     print(
         f"{config.model}: {tree_size(state.params):,} trainable parameters; {data.train_y.shape[0]:,} training and "
-        f"{data.test_y.shape[0]:,} test images; {config.optimizer}, batch {config.batch_size}, lr {config.lr:g} ({config.schedule}, "
-        f"warm-up {config.warmup} steps), "
+        f"{data.test_y.shape[0]:,} test images; "
+        + (f"momentum SGD, batch {config.batch_size}, lr {config.lr:g}" if config.optimizer == "momentum"
+           else f"SDLM (mu {config.sdlm_mu:g}), batch {config.batch_size}, eta {config.lr:g}")
+        + f" ({config.schedule}, warm-up {config.warmup} steps), "
         f"momentum {config.momentum:g}, weight decay {config.weight_decay:g}, {config.threads} thread(s), seed {config.seed}"
         + (f", distortions {attrs.asdict(config.distortion_ranges)}" if config.distort else "")
         + (f"; resuming at epoch {state.epoch + 1}, batch {state.progress.batch + 1}" if args.resume else ""),

@@ -31,7 +31,7 @@ def test_round_trip_with_metadata_and_extra_arrays(tmp_path: Path) -> None:
     assert "c1.w" in checkpoint.arrays and "velocity" not in checkpoint.arrays
     restored = checkpoint.params(init_lenet5(np.random.default_rng(9)))
     assert isinstance(restored, LeNet5Params)
-    for (key, original), loaded in zip(tree_flatten_with_paths(params).items(), tree_flatten_with_paths(restored).values()):
+    for (key, original), loaded in zip(tree_flatten_with_paths(params).items(), tree_flatten_with_paths(restored).values(), strict=True):
         np.testing.assert_array_equal(original, loaded, err_msg=key)
         assert loaded.dtype == original.dtype
     np.testing.assert_array_equal(checkpoint.extra_tree("velocity", params).c5.w, velocity.c5.w)

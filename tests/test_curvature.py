@@ -72,7 +72,7 @@ def test_each_op_pass_is_the_exact_gauss_newton_diagonal(case: OpCase, rng: np.r
     passes = CURVATURE_OF[case.op](h_out, cache)
     passes = passes if isinstance(passes, tuple) else (passes,)
     assert len(passes) == len(inputs)
-    for index, (value, computed) in enumerate(zip(inputs, passes)):
+    for index, (value, computed) in enumerate(zip(inputs, passes, strict=True)):
 
         def forward(point: FloatArray, index: int = index) -> FloatArray:
             arguments = list(inputs)
@@ -185,5 +185,5 @@ def test_curvature_keeps_the_dtype_and_the_arguments(rng: np.random.Generator) -
     before = (x.copy(), w.copy(), cache.columns.copy())
     h_x, h_w, h_b = curvature.conv2d_curvature(h_out, cache)
     assert h_x.dtype == h_w.dtype == h_b.dtype == np.float32
-    for old, new in zip(before, (x, w, cache.columns)):
+    for old, new in zip(before, (x, w, cache.columns), strict=True):
         np.testing.assert_array_equal(old, new)

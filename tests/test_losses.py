@@ -85,7 +85,7 @@ def test_map_loss_is_equation_9() -> None:
     j = 0.7
     loss, _ = losses.map_loss_forward(distances, labels, j=j)
     per_sample = [
-        row[label] + np.log(np.exp(-j) + np.exp(-row).sum()) for row, label in zip(distances, labels)
+        row[label] + np.log(np.exp(-j) + np.exp(-row).sum()) for row, label in zip(distances, labels, strict=True)
     ]
     assert loss == pytest.approx(np.mean(per_sample), rel=1e-14)
     huge, cache = losses.map_loss_forward(np.full((2, 10), 5000.0), np.array([3, 4]))

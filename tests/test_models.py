@@ -71,7 +71,7 @@ def test_whole_model_gradients_match_central_differences(
     leaves, treedef = tree_flatten(params)
     grad_leaves, grad_treedef = tree_flatten(grads)
     assert grad_treedef == treedef  # the gradients are a tree of the params' class
-    for index, (path, leaf, gradient) in enumerate(zip(tree_paths(treedef), leaves, grad_leaves)):
+    for index, (path, leaf, gradient) in enumerate(zip(tree_paths(treedef), leaves, grad_leaves, strict=True)):
 
         def forward(point: np.ndarray, index: int = index) -> np.ndarray[Any, Any]:
             replaced = list(leaves)

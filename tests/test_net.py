@@ -28,7 +28,7 @@ def test_net_equals_train_step(name: str, rng: np.random.Generator) -> None:
         net.update_weights(0.002)
         params, velocity, functional_loss = train_step(params, velocity, x, labels[step], model=model, lr=0.002, momentum=0.9, weight_decay=1e-3)
         assert loss == functional_loss
-    for mine, theirs in zip(tree_leaves(net.params) + tree_leaves(net.velocity), tree_leaves(params) + tree_leaves(velocity)):
+    for mine, theirs in zip(tree_leaves(net.params) + tree_leaves(net.velocity), tree_leaves(params) + tree_leaves(velocity), strict=True):
         np.testing.assert_array_equal(mine, theirs)
     np.testing.assert_array_equal(net.predict(x), model.predict(model.forward(params, x)[0]))
 

@@ -36,7 +36,7 @@ def test_backward_matches_central_differences(
     weights = rng.standard_normal(out.shape)  # d_out: the gradient of sum(out * weights)
     analytic = case.backward(weights, cache)
     assert len(analytic) == len(inputs)
-    for index, (value, gradient) in enumerate(zip(inputs, analytic)):
+    for index, (value, gradient) in enumerate(zip(inputs, analytic, strict=True)):
 
         def forward(point: FloatArray, index: int = index) -> FloatArray:
             arguments = list(inputs)
@@ -69,7 +69,7 @@ def test_ops_leave_arguments_and_cache_untouched(case: OpCase, rng: np.random.Ge
     d_out_before = d_out.copy()
     case.backward(d_out, cache)
     case.backward(d_out, cache)  # a second backward from the same cache sees the same state
-    for value, before in zip(inputs, inputs_before):
+    for value, before in zip(inputs, inputs_before, strict=True):
         np.testing.assert_array_equal(value, before)
     for name, value in _cache_arrays(cache).items():
         np.testing.assert_array_equal(value, cache_before[name], err_msg=name)
@@ -98,7 +98,7 @@ def test_backward_twice_gives_the_same_gradients(rng: np.random.Generator) -> No
     out, cache = ops.conv2d_forward(x, w, np.zeros(4), stride=2, padding=1)
     d_out = rng.standard_normal(out.shape)
     first, second = ops.conv2d_backward(d_out, cache), ops.conv2d_backward(d_out, cache)
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
 
 

@@ -61,7 +61,7 @@ def test_momentum_step_keeps_float32_and_leaves_arguments_untouched() -> None:
     before = [leaf.copy() for tree in (params, grads, velocity, rates) for leaf in tree_leaves(tree)]
     new_params, new_velocity = momentum_step(params, grads, velocity, lr=rates, weight_decay=0.1)
     after = [leaf for tree in (params, grads, velocity, rates) for leaf in tree_leaves(tree)]
-    for old, current in zip(before, after):
+    for old, current in zip(before, after, strict=True):
         np.testing.assert_array_equal(old, current)
     for leaf in tree_leaves(new_params) + tree_leaves(new_velocity):
         assert leaf.dtype == np.float32 and not leaf.flags.writeable

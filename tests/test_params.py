@@ -88,11 +88,11 @@ def test_tree_map_builds_a_new_tree_of_the_same_classes(rng: np.random.Generator
     tree = _nested(rng)
     doubled = tree_map(lambda leaf: leaf * 2, tree)
     assert type(doubled) is _Nested and type(doubled.mlp.layers) is tuple
-    for old, new in zip(tree_leaves(tree), tree_leaves(doubled)):
+    for old, new in zip(tree_leaves(tree), tree_leaves(doubled), strict=True):
         np.testing.assert_array_equal(new, old * 2)
         assert not new.flags.writeable
     summed = tree_map(lambda a, b, c: a + b + c, tree, doubled, doubled)
-    for old, new in zip(tree_leaves(tree), tree_leaves(summed)):
+    for old, new in zip(tree_leaves(tree), tree_leaves(summed), strict=True):
         np.testing.assert_array_equal(new, old + old * 2 + old * 2)
 
 
@@ -154,7 +154,7 @@ def test_tree_utilities_leave_their_arguments_untouched(rng: np.random.Generator
     tree_unflatten_with_paths(tree, tree_flatten_with_paths(zeros))
     for path, leaf in tree_flatten_with_paths(tree).items():
         np.testing.assert_array_equal(leaf, before[path])
-    for leaf, zero in zip(tree_leaves(tree), tree_leaves(zeros)):
+    for leaf, zero in zip(tree_leaves(tree), tree_leaves(zeros), strict=True):
         assert zero.shape == leaf.shape and zero.dtype == leaf.dtype and not zero.any()
 
 
@@ -196,7 +196,7 @@ def test_flatten_and_unflatten_round_trip(rng: np.random.Generator) -> None:
     assert tree_paths(treedef) == list(tree_flatten_with_paths(tree))
     rebuilt = tree_unflatten(treedef, [leaf + 1 for leaf in leaves])
     assert type(rebuilt) is _Nested
-    for old, new in zip(leaves, tree_leaves(rebuilt)):
+    for old, new in zip(leaves, tree_leaves(rebuilt), strict=True):
         np.testing.assert_array_equal(new, old + 1)
     with pytest.raises(ValueError, match="leaves: expected 8 leaves for this structure, got 7"):
         tree_unflatten(treedef, leaves[:7])

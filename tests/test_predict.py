@@ -59,7 +59,7 @@ def test_predict_reads_both_polarities_off_centre_in_every_format(digits: Any, t
     status, out, err = _run(paths)
     assert status == 0 and err == ""
     predicted = [int(line.split(": ", 1)[1].split()[0]) for line in out.splitlines()]
-    assert sum(p == e for p, e in zip(predicted, expected)) >= 11  # the shipped model on real digits, re-framed
+    assert sum(p == e for p, e in zip(predicted, expected, strict=True)) >= 11  # the shipped model on real digits, re-framed
     assert "(RBF distances, the smallest wins)  0: " in out.splitlines()[0]
 
 

@@ -38,7 +38,7 @@ def test_conv2d_equals_the_loop_reference(
     d_out = rng.standard_normal(out.shape)
     fast = ops.conv2d_backward(d_out, cache)
     loop = reference.conv2d_backward_reference(d_out, x, w, stride=stride, padding=padding)
-    for fast_gradient, loop_gradient in zip(fast, loop):
+    for fast_gradient, loop_gradient in zip(fast, loop, strict=True):
         _assert_round_off(fast_gradient, loop_gradient)
 
 
@@ -75,7 +75,7 @@ def test_subsample_equals_the_loop_reference(shape: tuple[int, ...], size: int, 
     d_out = rng.standard_normal(out.shape)
     fast = ops.subsample_backward(d_out, cache)
     loop = reference.subsample_backward_reference(d_out, x, coeff, size=size)
-    for fast_gradient, loop_gradient in zip(fast, loop):
+    for fast_gradient, loop_gradient in zip(fast, loop, strict=True):
         _assert_round_off(fast_gradient, loop_gradient)
 
 

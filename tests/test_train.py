@@ -50,7 +50,7 @@ def test_parallel_forward_backward_equals_the_sequential_one(mnist: Any) -> None
         parallel_loss, parallel_grads, parallel_outputs = train.forward_backward(LENET5, params, x, labels, workers=workers)
     assert parallel_loss == pytest.approx(loss, rel=1e-13)
     np.testing.assert_allclose(parallel_outputs, outputs, rtol=1e-13)
-    for one, other in zip(tree_leaves(grads), tree_leaves(parallel_grads)):
+    for one, other in zip(tree_leaves(grads), tree_leaves(parallel_grads), strict=True):
         np.testing.assert_allclose(other, one, rtol=1e-10, atol=1e-14)
 
 
@@ -62,7 +62,7 @@ def test_train_step_is_pure_and_reduces_the_loss(mnist: Any) -> None:
     before = [leaf.copy() for leaf in tree_leaves(params) + tree_leaves(velocity)]
     x_before = x.copy()
     new_params, new_velocity, loss = train.train_step(params, velocity, x, labels, model=LENET5, lr=0.002)
-    for old, leaf in zip(before, tree_leaves(params) + tree_leaves(velocity)):
+    for old, leaf in zip(before, tree_leaves(params) + tree_leaves(velocity), strict=True):
         np.testing.assert_array_equal(old, leaf)
     np.testing.assert_array_equal(x, x_before)
     assert loss == pytest.approx(LENET5.loss_forward(LENET5.forward(params, x)[0], labels)[0], rel=1e-6)
@@ -111,9 +111,9 @@ def test_an_interrupted_run_resumes_bit_for_bit(mnist: Any, tmp_path: Path, epoc
         loaded_config, loaded_state = rundir.load_state(saved)
         assert loaded_config == config and loaded_state.progress.batch == batch
         resumed = train.fit(LENET5, loaded_config, data, loaded_state, workers=workers)
-    for one, other in zip(tree_leaves(straight.params) + tree_leaves(straight.velocity), tree_leaves(resumed.params) + tree_leaves(resumed.velocity)):
+    for one, other in zip(tree_leaves(straight.params) + tree_leaves(straight.velocity), tree_leaves(resumed.params) + tree_leaves(resumed.velocity), strict=True):
         np.testing.assert_array_equal(one, other)
-    for before, after in zip(straight.history, resumed.history):
+    for before, after in zip(straight.history, resumed.history, strict=True):
         assert (before.loss, before.train_error, before.test_error) == (after.loss, after.train_error, after.test_error)
 
 
@@ -140,7 +140,7 @@ def test_the_train_command_writes_a_run_directory(tmp_path: Path) -> None:
     status, out, err = _run_cli(["--limit", "400", "--epochs", "2", "--batch-size", "50", "--lr", "0.002", "--out", str(tmp_path / "run")])
     assert status == 0, err
     lines = out.splitlines()
-    assert lines[0].startswith("lenet5: 60,000 trainable parameters; 400 training and 10,000 test images; batch 50, lr 0.002")
+    assert lines[0].startswith("lenet5: 60,000 trainable parameters; 400 training and 10,000 test images; momentum SGD, batch 50, lr 0.002")
     assert [line for line in lines if line.startswith("epoch")] and all(EPOCH_LINE.match(line) for line in lines if line.startswith("epoch"))
     assert lines[-1].startswith("best test error ")
     names = sorted(path.name for path in (tmp_path / "run").iterdir())
@@ -279,7 +279,7 @@ def test_sdlm_and_distortions_from_the_command_line(tmp_path: Path) -> None:
     status, out, err = _run_cli(["--optimizer", "sdlm", "--distort", "--shear", "0.3", "--limit", "300", "--epochs", "1",
                                  "--batch-size", "50", "--out", str(tmp_path)])  # fmt: skip
     assert status == 0, err
-    assert "sdlm, batch 50, lr 0.0005" in out.splitlines()[0] and "'shear': 0.3" in out.splitlines()[0]
+    assert "SDLM (mu 0.02), batch 50, eta 0.0005" in out.splitlines()[0] and "'shear': 0.3" in out.splitlines()[0]
     config = json.loads((tmp_path / "metrics.json").read_text())["config"]
     assert config["optimizer"] == "sdlm" and config["distort"] is True and config["shear"] == 0.3
     status, _, err = _run_cli(["--squeeze", "1.5", "--out", str(tmp_path / "bad")])
