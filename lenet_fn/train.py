@@ -408,6 +408,20 @@ def prepare_data(model: Model[Any], dataset: Mnist, *, limit: int | None = None,
     )
 
 
+def _distorted(x: FloatArray, config: TrainConfig, seed: tuple[int, int, int], background: float, workers: Workers) -> FloatArray:
+    """The batch ``x`` warped by ``augment.distort``, one part per worker, each part's warps drawn
+    from a generator seeded by ``(*seed, part)`` (so a resumed run draws the same warps)."""
+    images = x.reshape(x.shape[0], 1, 28, 28) if x.ndim == 2 else x  # the MLP's flat inputs
+
+    def part(numbered: tuple[int, slice]) -> FloatArray:
+        index, rows = numbered
+        rng = np.random.default_rng([*seed, index])
+        return distort(images[rows], rng, fill=background, ranges=config.distortion_ranges)
+
+    parts = workers.map(part, list(enumerate(_parts(x.shape[0], workers))))
+    return np.concatenate(parts).reshape(x.shape)
+
+
 class ProgressLine:
     """A one-line progress indicator on a terminal, redrawn at most every ``interval`` seconds."""
 
@@ -484,9 +498,7 @@ def fit(
                 labels = data.train_y[rows]
                 x = data.train_x[rows]
                 if config.distort:
-                    warp_rng = np.random.default_rng([config.seed, state.epoch, state.progress.batch])
-                    x = distort(x.reshape(x.shape[0], 1, 28, 28) if x.ndim == 2 else x, warp_rng,
-                                fill=background, ranges=config.distortion_ranges).reshape(x.shape)  # fmt: skip
+                    x = _distorted(x, config, (config.seed, state.epoch, state.progress.batch), background, workers)
                 loss, grads, outputs = forward_backward(model, state.params, x, labels, workers=workers)
                 if not math.isfinite(loss):
                     raise TrainingDiverged(
