@@ -63,12 +63,13 @@ class ModelDefaults:
     momentum: float = 0.9
     weight_decay: float = 0.0
     warmup: int = 0
+    distort: bool = False
 
 
 OPTIMIZERS = ("momentum", "sdlm")
 
 DEFAULTS: dict[str, ModelDefaults] = {
-    "lenet5": ModelDefaults(lr=0.003, batch_size=32, schedule="paper", warmup=500),
+    "lenet5": ModelDefaults(lr=0.003, batch_size=32, schedule="paper", warmup=500, distort=True),
     "lenet5+sdlm": ModelDefaults(lr=5e-4, batch_size=32, schedule="paper", momentum=0.0, warmup=500),
     "lenet5-relu+sdlm": ModelDefaults(lr=5e-4, batch_size=32, schedule="paper", momentum=0.0, warmup=500),
     "mlp+sdlm": ModelDefaults(lr=5e-4, batch_size=32, schedule="paper", momentum=0.0, warmup=500),
@@ -118,7 +119,7 @@ class TrainConfig:
     optimizer: str = attrs.field(default="momentum", validator=one_of("optimizer", OPTIMIZERS))
     sdlm_mu: float = attrs.field(default=SDLM_MU, validator=positive_number("sdlm_mu"))
     sdlm_samples: int = attrs.field(default=500, validator=integer_at_least("sdlm_samples", 1))
-    distort: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    distort: bool = attrs.field(default=DEFAULTS["lenet5"].distort, validator=attrs.validators.instance_of(bool))
     translate: float = attrs.field(default=DistortionRanges().translate, validator=number_in_range("translate", 0.0, math.inf))
     scale: float = attrs.field(default=DistortionRanges().scale, validator=number_in_range("scale", 0.0, 1.0))
     squeeze: float = attrs.field(default=DistortionRanges().squeeze, validator=number_in_range("squeeze", 0.0, 1.0))
@@ -566,7 +567,7 @@ class UsageError(Exception):
 def _parser() -> argparse.ArgumentParser:
     defaults = "; ".join(
         f"{name}: lr {d.lr:g}, batch {d.batch_size}, {d.schedule} schedule, warm-up {d.warmup} steps, momentum {d.momentum:g}, "
-        f"weight decay {d.weight_decay:g}"
+        f"weight decay {d.weight_decay:g}, distortions {'on' if d.distort else 'off'}"
         for name, d in DEFAULTS.items()
     )
     parser = argparse.ArgumentParser(
@@ -595,8 +596,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--momentum", type=float, help="momentum in [0, 1)")
     parser.add_argument("--weight-decay", "--weight_decay", dest="weight_decay", type=float, metavar="WD", help="L2 weight decay")
     parser.add_argument("--seed", type=int, help="seeds the initial weights and the batch order (default: 0)")
-    parser.add_argument("--distort", action="store_const", const=True, help="warp every training image by a random affine "
-                        "map (translation, scaling, squeezing, horizontal shear), as in the paper")
+    parser.add_argument("--distort", action=argparse.BooleanOptionalAction, help="warp every training image by a random "
+                        "affine map (translation, scaling, squeezing, horizontal shear), as in the paper (default: on for lenet5)")
     ranges = DistortionRanges()
     parser.add_argument("--translate", type=float, metavar="PIXELS", help=f"--distort: shift range per axis (default {ranges.translate:g})")
     parser.add_argument("--scale", type=float, metavar="FRACTION", help=f"--distort: zoom in 1 +- FRACTION (default {ranges.scale:g})")
@@ -631,6 +632,7 @@ def _config_from_flags(args: argparse.Namespace) -> TrainConfig:
         "momentum": defaults.momentum,
         "weight_decay": defaults.weight_decay,
         "warmup": defaults.warmup,
+        "distort": defaults.distort,
         "optimizer": optimizer,
         "threads": default_threads(),
     }
