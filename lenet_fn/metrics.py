@@ -104,7 +104,7 @@ def classification_report(predictions: IntArray, labels: IntArray, *, num_classe
         recall=recall,
         f1=f1,
         support=confusion.sum(axis=1),
-        error_rate=1.0 - micro if total else 0.0,
+        error_rate=(total - correct) / total if total else 0.0,  # not 1 - micro: that loses the last digits
         macro_f1=float(f1.mean()),
         micro_f1=micro,
     )

@@ -34,5 +34,5 @@ def pretrained() -> tuple[LeNet5Params, dict[str, Any]]:
     checkpoint = load_checkpoint(pretrained_path())
     model = get_model(checkpoint.model)
     params: LeNet5Params = checkpoint.params(model.init(np.random.default_rng(0)))
-    info = {key: checkpoint.metadata.get(key) for key in ("config", "epoch", "metrics", "command")}
+    info = {key: checkpoint.metadata.get(key) for key in ("config", "epoch", "metrics")}
     return params, info
