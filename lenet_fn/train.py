@@ -481,6 +481,7 @@ def fit(
     count = data.train_y.shape[0]
     batches = count_batches(count, config.batch_size)
     line = ProgressLine(progress)
+    sdlm_rates: tuple[object, float, Any] | None = None  # (curvature, lr, rates) of the last step
     try:
         while state.epoch < config.epochs:
             if state.order is None:
@@ -506,7 +507,11 @@ def fit(
                         f"the loss became {loss} at epoch {state.epoch + 1}, batch {state.progress.batch + 1} (lr {lr:g})",
                         state,
                     )
-                rates = lr if state.curvature is None else sdlm_learning_rates(state.curvature, eta=lr, mu=config.sdlm_mu)
+                rates: Any = lr
+                if state.curvature is not None:  # the rates change only with the curvature and the scheduled rate
+                    if sdlm_rates is None or sdlm_rates[0] is not state.curvature or sdlm_rates[1] != lr:
+                        sdlm_rates = (state.curvature, lr, sdlm_learning_rates(state.curvature, eta=lr, mu=config.sdlm_mu))
+                    rates = sdlm_rates[2]
                 params, velocity = momentum_step(
                     state.params, grads, state.velocity, lr=rates, momentum=config.momentum, weight_decay=config.weight_decay
                 )
