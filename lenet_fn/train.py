@@ -73,7 +73,7 @@ DEFAULTS: dict[str, ModelDefaults] = {
     "lenet5+sdlm": ModelDefaults(lr=5e-4, batch_size=32, schedule="paper", momentum=0.0, warmup=500),
     "lenet5-relu+sdlm": ModelDefaults(lr=5e-4, batch_size=32, schedule="paper", momentum=0.0, warmup=500),
     "mlp+sdlm": ModelDefaults(lr=5e-4, batch_size=32, schedule="paper", momentum=0.0, warmup=500),
-    "lenet5-relu": ModelDefaults(lr=0.05, batch_size=64, schedule="cosine", weight_decay=5e-4),
+    "lenet5-relu": ModelDefaults(lr=0.02, batch_size=64, schedule="cosine", weight_decay=5e-4),
     "mlp": ModelDefaults(lr=0.05, batch_size=64, schedule="cosine", weight_decay=5e-4),
 }
 
