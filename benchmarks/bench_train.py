@@ -30,7 +30,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from lenet_fn import ops, reference
+from lenet_fn import models, ops, reference
 from lenet_fn.augment import distort
 from lenet_fn.data import load_mnist, repository_dataset_dir
 from lenet_fn.models import C3_TABLE, LENET5, MODELS, Model
@@ -69,6 +69,28 @@ def step_images_per_second(model: Model[Any], x: np.ndarray[Any, Any], labels: n
 
 
 @contextmanager
+def patched_ops(replacements: dict[str, Callable[..., Any]]) -> Iterator[None]:
+    """Within the block, ``lenet_fn.ops`` has ``replacements``, and the models' backward walk uses them.
+
+    The models call their backward ops through ``models.BACKWARD``, a table made at import time, so
+    it is rebuilt from the patched module and restored afterwards.
+    """
+    originals = {name: getattr(ops, name) for name in replacements}
+    original_table = models.BACKWARD
+    for name, function in replacements.items():
+        setattr(ops, name, function)
+    models.BACKWARD = attrs.evolve(
+        original_table, **{field.name: getattr(ops, f"{field.name}_backward") for field in attrs.fields(type(original_table))}
+    )
+    try:
+        yield
+    finally:
+        for name, function in originals.items():
+            setattr(ops, name, function)
+        models.BACKWARD = original_table
+
+
+@contextmanager
 def timed_ops() -> Iterator[list[tuple[str, float]]]:
     """Wraps every ``*_forward``/``*_backward`` of ``lenet_fn.ops``; records (name, seconds) of outermost calls."""
     records: list[tuple[str, float]] = []
@@ -89,13 +111,8 @@ def timed_ops() -> Iterator[list[tuple[str, float]]]:
 
         return timed
 
-    for name, function in originals.items():
-        setattr(ops, name, wrap(name, function))
-    try:
+    with patched_ops({name: wrap(name, function) for name, function in originals.items()}):
         yield records
-    finally:
-        for name, function in originals.items():
-            setattr(ops, name, function)
 
 
 def layer_breakdown(model: Model[Any], x: np.ndarray[Any, Any], labels: np.ndarray[Any, Any], repeats: int = 5) -> list[tuple[str, float, float]]:
@@ -167,15 +184,8 @@ def _loop_ops() -> dict[str, Callable[..., Any]]:
 @contextmanager
 def loop_references() -> Iterator[None]:
     """Within the block, the models run on the loop references (partial_conv2d uses conv2d)."""
-    replacements = _loop_ops()
-    originals = {name: getattr(ops, name) for name in replacements}
-    for name, function in replacements.items():
-        setattr(ops, name, function)
-    try:
+    with patched_ops(_loop_ops()):
         yield
-    finally:
-        for name, function in originals.items():
-            setattr(ops, name, function)
 
 
 def op_speedups(batch: int, rng: np.random.Generator) -> list[tuple[str, float, float]]:
