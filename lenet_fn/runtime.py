@@ -15,11 +15,10 @@ Neither is applied on import: the training and benchmark commands call them, and
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import attrs
@@ -73,12 +72,6 @@ def find_blas() -> BlasLibrary | None:
     return None
 
 
-def blas_threads() -> int | None:
-    """The BLAS thread count, or ``None`` when it cannot be controlled."""
-    library = find_blas()
-    return None if library is None else int(library.get_threads())
-
-
 def set_blas_threads(threads: int) -> int | None:
     """Sets the BLAS thread count; returns the previous one (``None``: not controllable, nothing done)."""
     library = find_blas()
@@ -87,17 +80,6 @@ def set_blas_threads(threads: int) -> int | None:
     previous = int(library.get_threads())
     library.set_threads(threads)
     return previous
-
-
-@contextlib.contextmanager
-def blas_threads_limited(threads: int) -> Iterator[bool]:
-    """Within the block, BLAS uses ``threads`` threads; yields whether that could be arranged."""
-    previous = set_blas_threads(threads)
-    try:
-        yield previous is not None
-    finally:
-        if previous is not None:
-            set_blas_threads(previous)
 
 
 @functools.cache

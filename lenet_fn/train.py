@@ -32,7 +32,7 @@ from lenet_fn.arrays import (
     positive_number,
 )
 from lenet_fn.augment import DistortionRanges, distort
-from lenet_fn.data import Mnist, count_batches, minibatches, subset
+from lenet_fn.data import Mnist, count_batches, epoch_order, minibatches, subset
 from lenet_fn.models import MODELS, Model, get_model
 from lenet_fn.optim import SDLM_MU, momentum_init, momentum_step, sdlm_learning_rates
 from lenet_fn.parallel import SEQUENTIAL, Workers, default_threads
@@ -485,7 +485,7 @@ def fit(
     try:
         while state.epoch < config.epochs:
             if state.order is None:
-                order = rng.permutation(count)
+                order = epoch_order(count, rng)
                 curvature = None
                 if config.optimizer == "sdlm":
                     sample = order[: config.sdlm_samples]
