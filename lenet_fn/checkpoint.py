@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lenet_fn.atomic import write_atomically
+from lenet_fn.models import Model, get_model
 from lenet_fn.params import tree_flatten_with_paths, tree_unflatten_with_paths
 
 Tree = TypeVar("Tree")
@@ -137,3 +138,15 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         else:
             arrays[key] = array
     return Checkpoint(metadata=metadata, arrays=arrays, extra=extra)
+
+
+def load_model(path: Path) -> tuple[Model[Any], Any, dict[str, Any]]:
+    """The model, parameters and metadata of a checkpoint (keys and shapes checked)."""
+    checkpoint = load_checkpoint(path)
+    try:
+        model = get_model(checkpoint.model)
+    except ValueError as error:
+        raise CheckpointError(f"{path}: {error}") from None
+    dtype = (checkpoint.metadata.get("config") or {}).get("dtype", "float32")
+    params = checkpoint.params(model.init(np.random.default_rng(0), dtype=dtype))
+    return model, params, checkpoint.metadata

@@ -232,6 +232,26 @@ def default_dataset_dir() -> Path:
     return repository if has_mnist(repository) else cache_dataset_dir()
 
 
+def load_or_download_mnist(root: str | os.PathLike[str] | None = None, *, progress: IO[str] | None = sys.stderr) -> Mnist:
+    """MNIST from ``root``; without one, from ``default_dataset_dir()``, downloading it there if missing.
+
+    Args:
+        root: a directory holding the four files, or ``None``.
+        progress: where the download reports (``None`` for silence).
+
+    Returns:
+        The verified dataset.
+    """
+    if root is not None:
+        return load_mnist(root)
+    default = default_dataset_dir()
+    if not has_mnist(default):
+        if progress is not None:
+            print(f"MNIST is not in {default}: downloading it", file=progress)
+        download_mnist(default, progress=progress)
+    return load_mnist(default)
+
+
 def _report(progress: IO[str] | None, text: str, *, final: bool) -> None:
     if progress is None:
         return

@@ -11,26 +11,14 @@ from typing import IO, Any
 
 import numpy as np
 
-from lenet_fn.checkpoint import CheckpointError, load_checkpoint
-from lenet_fn.data import DatasetError, default_dataset_dir, download_mnist, has_mnist, load_mnist
+from lenet_fn.checkpoint import CheckpointError, load_model
+from lenet_fn.data import DatasetError, load_or_download_mnist
 from lenet_fn.metrics import ClassificationReport, classification_report, format_confusion, format_report
-from lenet_fn.models import Model, get_model
+from lenet_fn.models import Model
 from lenet_fn.parallel import Workers, default_threads
 from lenet_fn.params import tree_leaves
 from lenet_fn.runtime import reuse_freed_memory
 from lenet_fn.train import predict_outputs
-
-
-def load_model(path: Path) -> tuple[Model[Any], Any, dict[str, Any]]:
-    """The model, parameters and metadata of a checkpoint (keys and shapes checked)."""
-    checkpoint = load_checkpoint(path)
-    try:
-        model = get_model(checkpoint.model)
-    except ValueError as error:
-        raise CheckpointError(f"{path}: {error}") from None
-    dtype = (checkpoint.metadata.get("config") or {}).get("dtype", "float32")
-    params = checkpoint.params(model.init(np.random.default_rng(0), dtype=dtype))
-    return model, params, checkpoint.metadata
 
 
 def evaluate(
@@ -56,13 +44,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] = sys.stdout, std
     args = parser.parse_args(argv)
     try:
         model, params, metadata = load_model(args.checkpoint)
-        if args.dataset is not None:
-            dataset = load_mnist(args.dataset)
-        else:
-            root = default_dataset_dir()
-            if not has_mnist(root):
-                download_mnist(root, progress=stderr)
-            dataset = load_mnist(root)
+        dataset = load_or_download_mnist(args.dataset, progress=stderr)
         if args.threads < 1:
             raise ValueError(f"--threads: expected an integer >= 1, got {args.threads}")
     except (CheckpointError, DatasetError, ValueError) as error:

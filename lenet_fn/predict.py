@@ -17,8 +17,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from lenet_fn.checkpoint import CheckpointError
-from lenet_fn.evaluate import load_model
+from lenet_fn.checkpoint import CheckpointError, load_model
 from lenet_fn.images import ImageError, mnist_style, read_image
 from lenet_fn.models import LENET5, Model
 from lenet_fn.params import tree_leaves

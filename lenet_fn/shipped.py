@@ -10,10 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from lenet_fn.checkpoint import load_checkpoint
-from lenet_fn.models import get_model
+from lenet_fn.checkpoint import load_model
 from lenet_fn.params import LeNet5Params
 
 PRETRAINED_FILE = "lenet5.npz"
@@ -31,8 +28,5 @@ def pretrained() -> tuple[LeNet5Params, dict[str, Any]]:
         ``(params, info)``: ``info`` holds ``config`` (the settings of the run that trained it),
         ``epoch`` and ``metrics`` (its test error among them).
     """
-    checkpoint = load_checkpoint(pretrained_path())
-    model = get_model(checkpoint.model)
-    params: LeNet5Params = checkpoint.params(model.init(np.random.default_rng(0)))
-    info = {key: checkpoint.metadata.get(key) for key in ("config", "epoch", "metrics")}
-    return params, info
+    _, params, metadata = load_model(pretrained_path())
+    return params, {key: metadata.get(key) for key in ("config", "epoch", "metrics")}

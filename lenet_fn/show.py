@@ -21,9 +21,9 @@ import numpy as np
 
 from lenet_fn import plots
 from lenet_fn.bitmaps import rbf_centers, render_bitmap
-from lenet_fn.checkpoint import CheckpointError
-from lenet_fn.data import DatasetError, default_dataset_dir, load_mnist
-from lenet_fn.evaluate import evaluate, load_model
+from lenet_fn.checkpoint import CheckpointError, load_model
+from lenet_fn.data import DatasetError, load_or_download_mnist
+from lenet_fn.evaluate import evaluate
 from lenet_fn.images import ImageError, mnist_style, read_image
 from lenet_fn.models import LENET5, lenet5_forward
 from lenet_fn.parallel import Workers, default_threads
@@ -52,7 +52,7 @@ def _digit(args: argparse.Namespace) -> tuple[np.ndarray[Any, Any], str]:
         return mnist_style(read_image(args.input), source=str(args.input)), str(args.input)
     if args.test is None:
         raise ShowError(f"{args.what}: give an IMAGE or --test N (an index into the MNIST test set)")
-    dataset = load_mnist(args.dataset or default_dataset_dir())
+    dataset = load_or_download_mnist(args.dataset)
     if not 0 <= args.test < dataset.test_images.shape[0]:
         raise ShowError(f"--test: expected an index in [0, {dataset.test_images.shape[0]}), got {args.test}")
     return dataset.test_images[args.test], f"MNIST test image {args.test} (label {dataset.test_labels[args.test]})"
@@ -84,7 +84,7 @@ def _figure(args: argparse.Namespace, stdout: IO[str]) -> Path | None:
     if args.input is None:
         raise ShowError("confusion: give a checkpoint (.npz)")
     model, params, _ = load_model(args.input)
-    dataset = load_mnist(args.dataset or default_dataset_dir())
+    dataset = load_or_download_mnist(args.dataset)
     with Workers(default_threads()) as workers:
         report = evaluate(model, params, dataset.test_images, dataset.test_labels, workers=workers)
     title = f"{args.input}: test error {100 * report.error_rate:.2f}%"

@@ -32,7 +32,7 @@ from lenet_fn.arrays import (
     positive_number,
 )
 from lenet_fn.augment import DistortionRanges, distort
-from lenet_fn.data import Mnist, count_batches, epoch_order, minibatches, subset
+from lenet_fn.data import Mnist, count_batches, epoch_order, load_or_download_mnist, minibatches, subset
 from lenet_fn.models import MODELS, Model, get_model
 from lenet_fn.optim import SDLM_MU, momentum_init, momentum_step, sdlm_learning_rates
 from lenet_fn.parallel import SEQUENTIAL, Workers, default_threads
@@ -663,18 +663,6 @@ def _resumed_config(args: argparse.Namespace, config: TrainConfig, state: TrainS
     return config
 
 
-def _load_dataset(path: Path | None, stderr: IO[str]) -> Mnist:
-    from lenet_fn.data import default_dataset_dir, download_mnist, has_mnist, load_mnist
-
-    if path is not None:
-        return load_mnist(path)
-    root = default_dataset_dir()
-    if not has_mnist(root):
-        print(f"MNIST is not in {root}: downloading it", file=stderr)
-        download_mnist(root, progress=stderr)
-    return load_mnist(root)
-
-
 def _format_epoch(metrics: EpochMetrics, epochs: int) -> str:
     return (
         f"epoch {metrics.epoch:>3}/{epochs}  loss {metrics.loss:.4f}  train error {100 * metrics.train_error:5.2f}%  "
@@ -701,7 +689,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] = sys.stdout, std
             state = initial_state(get_model(config.model), config)
             run_dir = args.out or Path("runs") / f"{config.model}-{datetime.now():%Y%m%d-%H%M%S}"
         model = get_model(config.model)
-        data = prepare_data(model, _load_dataset(args.dataset, stderr), limit=config.limit, dtype=config.dtype)
+        data = prepare_data(model, load_or_download_mnist(args.dataset, progress=stderr), limit=config.limit, dtype=config.dtype)
         run_dir.mkdir(parents=True, exist_ok=True)
     except (UsageError, DatasetError, CheckpointError, OSError) as error:
         print(f"error: {error}", file=stderr)
