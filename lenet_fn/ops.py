@@ -785,6 +785,19 @@ class SquashCache:
     out: FloatArray
 
 
+_SQUASH_CHUNK = 65536
+"""Elements per in-cache pass of ``squash_forward`` and ``squash_backward`` (256 KiB of float32)."""
+
+
+def _memory_order(array: FloatArray) -> list[int]:
+    """The axes of ``array`` from the outermost in memory (largest stride) to the innermost.
+
+    ``array.transpose(order)`` is C-contiguous when ``array`` is any transpose of a contiguous
+    array, such as the channel-major conv outputs.
+    """
+    return sorted(range(array.ndim), key=lambda axis: -abs(array.strides[axis]))
+
+
 def squash_forward(x: FloatArray) -> tuple[FloatArray, SquashCache]:
     """LeCun's squashing function ``1.7159 * tanh(2/3 * x)`` (LeCun et al. 1998, App. A).
 
@@ -795,9 +808,26 @@ def squash_forward(x: FloatArray) -> tuple[FloatArray, SquashCache]:
         ``out`` of the shape of ``x``, and the cache.
     """
     x = check_float_array("x", x)
-    out = x * SQUASH_SLOPE
-    np.tanh(out, out=out)
-    out *= SQUASH_AMPLITUDE
+    order = _memory_order(x)
+    out_in_memory_order = np.empty(x.transpose(order).shape, x.dtype)
+    flat_x = x.transpose(order).reshape(-1)  # a view unless x is a strided slice
+    flat_out = out_in_memory_order.reshape(-1)
+    # A tanh(S x) = 2A / (1 + exp(-2 S x)) - A: NumPy's float32 exp is faster than its tanh (1.6
+    # against 2.7 ns per element here), and the five passes run on a chunk that stays in the cache.
+    # exp overflows to inf for very negative x, which gives -A, and underflows to 0 for very
+    # positive x, which gives A: the right limits.
+    scale = x.dtype.type(-2.0 * SQUASH_SLOPE)
+    twice_amplitude = x.dtype.type(2.0 * SQUASH_AMPLITUDE)
+    amplitude = x.dtype.type(SQUASH_AMPLITUDE)
+    with np.errstate(over="ignore", under="ignore"):
+        for start in range(0, flat_x.size, _SQUASH_CHUNK):
+            chunk = flat_out[start : start + _SQUASH_CHUNK]
+            np.multiply(flat_x[start : start + _SQUASH_CHUNK], scale, out=chunk)
+            np.exp(chunk, out=chunk)
+            chunk += 1.0
+            np.divide(twice_amplitude, chunk, out=chunk)
+            chunk -= amplitude
+    out = out_in_memory_order.transpose(np.argsort(order))
     return out, SquashCache(out=readonly_view(out))
 
 
@@ -813,11 +843,21 @@ def squash_backward(d_out: FloatArray, cache: SquashCache) -> FloatArray:
     """
     out = cache.out
     d_out = _check_d_out(d_out, out.shape, out.dtype)
-    derivative = out * out
-    np.subtract(SQUASH_AMPLITUDE**2, derivative, out=derivative)
-    derivative *= SQUASH_SLOPE / SQUASH_AMPLITUDE
-    derivative *= d_out
-    return derivative
+    order = _memory_order(out)
+    d_x_in_memory_order = np.empty(out.transpose(order).shape, out.dtype)
+    flat_out = out.transpose(order).reshape(-1)
+    flat_d_out = d_out.transpose(order).reshape(-1)  # a copy only if d_out is laid out differently
+    flat_d_x = d_x_in_memory_order.reshape(-1)
+    squared_amplitude = out.dtype.type(SQUASH_AMPLITUDE**2)
+    slope_over_amplitude = out.dtype.type(SQUASH_SLOPE / SQUASH_AMPLITUDE)
+    for start in range(0, flat_out.size, _SQUASH_CHUNK):
+        chunk = flat_d_x[start : start + _SQUASH_CHUNK]
+        np.square(flat_out[start : start + _SQUASH_CHUNK], out=chunk)
+        np.subtract(squared_amplitude, chunk, out=chunk)
+        chunk *= slope_over_amplitude
+        chunk *= flat_d_out[start : start + _SQUASH_CHUNK]
+    d_x: FloatArray = d_x_in_memory_order.transpose(np.argsort(order))
+    return d_x
 
 
 @attrs.frozen

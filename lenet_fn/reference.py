@@ -1,4 +1,4 @@
-"""Plain-loop reference implementations of conv2d, the pools and LeNet subsampling.
+"""Plain-loop reference implementations of conv2d, the pools, LeNet subsampling and squashing.
 
 They loop over output pixels, one window at a time, the way the operations are defined; the fast
 versions in ``lenet_fn.ops`` are tested against them and benchmarked against them. They take the
@@ -7,11 +7,13 @@ same arguments as the ops and return arrays rather than caches. Not for training
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
 from lenet_fn.arrays import FloatArray, check_float_array, check_same_dtype
-from lenet_fn.ops import check_connection_table, check_conv2d_args, check_pool_args, conv2d_output_size
+from lenet_fn.ops import SQUASH_AMPLITUDE, SQUASH_SLOPE, check_connection_table, check_conv2d_args, check_pool_args, conv2d_output_size
 
 
 def conv2d_reference(
@@ -202,3 +204,21 @@ def subsample_backward_reference(
             d_coeff += (d_out[:, :, i, j] * x[:, :, rows, cols].sum(axis=(2, 3))).sum(axis=0)
             d_x[:, :, rows, cols] = (d_out[:, :, i, j] * coeff)[:, :, None, None]
     return d_x, d_coeff, d_out.sum(axis=(0, 2, 3))
+
+
+def squash_reference(x: FloatArray) -> FloatArray:
+    """Loop version of ``squash_forward``: ``A * tanh(S * x)`` one element at a time, in float64."""
+    x = check_float_array("x", x)
+    out = np.empty(x.shape, dtype=np.float64)
+    for index, value in np.ndenumerate(x):
+        out[index] = SQUASH_AMPLITUDE * math.tanh(SQUASH_SLOPE * float(value))
+    return out.astype(x.dtype)
+
+
+def squash_backward_reference(d_out: FloatArray, x: FloatArray) -> FloatArray:
+    """Loop version of ``squash_backward``: ``d_out * A * S * (1 - tanh(S * x)**2)``, in float64."""
+    x = check_float_array("x", x)
+    d_x = np.empty(x.shape, dtype=np.float64)
+    for index, value in np.ndenumerate(x):
+        d_x[index] = float(d_out[index]) * SQUASH_AMPLITUDE * SQUASH_SLOPE * (1.0 - math.tanh(SQUASH_SLOPE * float(value)) ** 2)
+    return d_x.astype(x.dtype)

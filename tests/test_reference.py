@@ -1,4 +1,4 @@
-"""The fast conv2d, pools and subsampling equal their plain-loop references to float64 round-off."""
+"""The fast conv2d, pools, subsampling and squashing equal their plain-loop references to round-off."""
 
 from __future__ import annotations
 
@@ -88,6 +88,40 @@ def test_partial_conv2d_equals_the_loop_reference(stride: int, padding: int, rng
     b = rng.standard_normal(7)
     out, _ = ops.partial_conv2d_forward(x, w, b, table=table, stride=stride, padding=padding)
     _assert_round_off(out, reference.partial_conv2d_reference(x, w, b, table=table, stride=stride, padding=padding))
+
+
+def _layouts(x: np.ndarray[Any, Any]) -> list[np.ndarray[Any, Any]]:
+    """x as laid out in memory by the ops: contiguous, channel-major (conv outputs), strided, Fortran."""
+    channel_major = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    return [x, channel_major, np.repeat(x, 2, axis=2)[:, :, ::2], np.asfortranarray(x)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_squash_equals_the_loop_reference(dtype: type[np.floating[Any]], rng: np.random.Generator) -> None:
+    x = (rng.standard_normal((3, 4, 9, 7)) * 4).astype(dtype)
+    x[0, 0, 0, :5] = [0.0, -200.0, 200.0, -1e30, 1e30]  # exp overflows for the very negative ones
+    # float64: round-off of A = 1.7159; float32: a few units in the last place
+    atol = 1e-15 if dtype == np.float64 else 5e-7
+    loop_out = reference.squash_reference(x)
+    d_out = rng.standard_normal(x.shape).astype(dtype)
+    loop_d_x = reference.squash_backward_reference(d_out, x)
+    for laid_out in _layouts(x):
+        with np.errstate(all="raise"):
+            out, cache = ops.squash_forward(laid_out)
+        assert out.dtype == dtype and out.strides == np.empty_like(laid_out).strides
+        np.testing.assert_allclose(out, loop_out, rtol=0, atol=atol)
+        for d_out_laid_out in _layouts(d_out):
+            d_x = ops.squash_backward(d_out_laid_out, cache)
+            np.testing.assert_allclose(d_x, loop_d_x, rtol=0, atol=4 * atol * max(1.0, float(np.abs(d_out).max())))
+
+
+def test_squash_works_on_chunks_of_a_large_array(rng: np.random.Generator) -> None:
+    x = rng.standard_normal((3, 5, 70, 71)).astype(np.float32)  # > one chunk, not a multiple of it
+    x_t = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    out, cache = ops.squash_forward(x_t)
+    np.testing.assert_allclose(out, 1.7159 * np.tanh(np.float32(2 / 3) * x), rtol=0, atol=5e-7)
+    d_x = ops.squash_backward(np.ones_like(x), cache)
+    np.testing.assert_allclose(d_x, 1.7159 * 2 / 3 * (1 - np.tanh(2 / 3 * x.astype(np.float64)) ** 2), rtol=0, atol=2e-6)
 
 
 def test_the_references_validate_like_the_ops() -> None:
