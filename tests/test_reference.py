@@ -103,7 +103,7 @@ def test_squash_equals_the_loop_reference(dtype: type[np.floating[Any]], rng: np
     # float64: round-off of A = 1.7159; float32: a few units in the last place
     atol = 1e-15 if dtype == np.float64 else 5e-7
     loop_out = reference.squash_reference(x)
-    d_out = rng.standard_normal(x.shape).astype(dtype)
+    d_out = np.asarray(rng.standard_normal(x.shape), dtype=dtype)
     loop_d_x = reference.squash_backward_reference(d_out, x)
     for laid_out in _layouts(x):
         with np.errstate(all="raise"):
