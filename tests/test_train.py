@@ -45,8 +45,8 @@ def test_parallel_forward_backward_equals_the_sequential_one(mnist: Any) -> None
     x = LENET5.prepare(mnist.train_images[:9], np.float64)
     labels = mnist.train_labels[:9].astype(np.intp)
     loss, grads, outputs = train.forward_backward(LENET5, params, x, labels)
-    with Workers(2) as workers:
-        assert workers.threads == 2  # numpy's OpenBLAS is found here
+    with Workers(2, min_rows=1) as workers:
+        assert workers.threads == 2 and len(workers.split(9)) == 2  # numpy's OpenBLAS is found here
         parallel_loss, parallel_grads, parallel_outputs = train.forward_backward(LENET5, params, x, labels, workers=workers)
     assert parallel_loss == pytest.approx(loss, rel=1e-13)
     np.testing.assert_allclose(parallel_outputs, outputs, rtol=1e-13)
