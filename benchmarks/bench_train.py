@@ -37,7 +37,7 @@ from lenet_fn.models import C3_TABLE, LENET5, MODELS, Model
 from lenet_fn.optim import momentum_init, momentum_step
 from lenet_fn.parallel import Workers, default_threads
 from lenet_fn.runtime import reuse_freed_memory
-from lenet_fn.train import forward_backward, predict_outputs
+from lenet_fn.train import DEFAULTS, forward_backward, predict_outputs
 
 
 def best_of(run: Callable[[], object], *, repeats: int, number: int) -> float:
@@ -318,6 +318,11 @@ def main() -> int:
             x = model.prepare(dataset.train_images[rows], np.float32)
             ours[name] = step_images_per_second(model, x, labels, workers, args.steps)
             print(f"  {name:<12} {ours[name]:8.0f} images/s   ({60000 / ours[name]:5.1f} s per epoch of 60,000)")
+        small = DEFAULTS["lenet5"].batch_size
+        x_small = LENET5.prepare(dataset.train_images[rows[:small]], np.float32)
+        small_speed = step_images_per_second(LENET5, x_small, labels[:small], workers, 4 * args.steps)
+        print(f"  lenet5 at batch {small} (the default run's): {small_speed:.0f} images/s on "
+              f"{len(workers.split(small))} of {workers.threads} thread(s) ({60000 / small_speed:.1f} s per epoch)")
 
         print("\nevaluation (forward only, 10,000 test images)")
         for name, model in MODELS.items():
