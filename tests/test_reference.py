@@ -115,8 +115,9 @@ def test_squash_equals_the_loop_reference(dtype: type[np.floating[Any]], rng: np
             np.testing.assert_allclose(d_x, loop_d_x, rtol=0, atol=4 * atol * max(1.0, float(np.abs(d_out).max())))
 
 
-def test_squash_works_on_chunks_of_a_large_array(rng: np.random.Generator) -> None:
-    x = rng.standard_normal((3, 5, 70, 71)).astype(np.float32)  # > one chunk, not a multiple of it
+def test_squash_works_on_chunks_of_a_large_array(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ops, "_SQUASH_CHUNK", 1000)
+    x = rng.standard_normal((3, 5, 17, 19)).astype(np.float32)  # 4,845 elements: 4 whole chunks and a part
     x_t = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
     out, cache = ops.squash_forward(x_t)
     np.testing.assert_allclose(out, 1.7159 * np.tanh(np.float32(2 / 3) * x), rtol=0, atol=5e-7)
