@@ -117,6 +117,19 @@ def test_an_interrupted_run_resumes_bit_for_bit(mnist: Any, tmp_path: Path, epoc
         assert (before.loss, before.train_error, before.test_error) == (after.loss, after.train_error, after.test_error)
 
 
+def test_warping_ahead_on_a_thread_gives_the_run_warping_inline_gives(mnist: Any) -> None:
+    # a batch of 40 is one part on 1 or 2 threads; with 2 the warps are made on a prefetch thread
+    config = train.TrainConfig(epochs=1, batch_size=40, lr=0.002, limit=200, seed=3, distort=True, threads=2)
+    data = small_data("lenet5", mnist, train_count=200, test_count=50)
+    with Workers(2) as workers:  # BLAS on one thread for both runs (its thread count changes rounding)
+        ahead = train.fit(LENET5, config, data, train.initial_state(LENET5, config), workers=workers)
+        inline = train.fit(LENET5, config, data, train.initial_state(LENET5, config))
+    for one, other in zip(tree_leaves(ahead.params), tree_leaves(inline.params), strict=True):
+        np.testing.assert_array_equal(one, other)
+    undistorted = train.fit(LENET5, attrs.evolve(config, distort=False), data, train.initial_state(LENET5, config))
+    assert not np.array_equal(tree_leaves(undistorted.params)[0], tree_leaves(inline.params)[0])
+
+
 def test_a_diverging_run_stops_with_a_clear_message(mnist: Any) -> None:
     config = train.TrainConfig(model="mlp", epochs=1, batch_size=50, lr=1e4, warmup=0, limit=200, threads=1)
     data = small_data("mlp", mnist, train_count=200)
