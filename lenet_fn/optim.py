@@ -6,7 +6,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from lenet_fn.arrays import FloatArray
+from lenet_fn.arrays import FloatArray, check_positive_float
 from lenet_fn.params import TreeDef, frozen, tree_flatten, tree_flatten_like, tree_paths, tree_unflatten, tree_zeros_like
 
 Tree = TypeVar("Tree")
@@ -115,9 +115,7 @@ def sdlm_learning_rates(curvature: Tree, *, eta: float, mu: float = SDLM_MU) -> 
         A tree of learning rates for ``momentum_step(..., lr=...)``.
     """
     eta = _check_number("eta", eta, low=0.0)
-    mu = _check_number("mu", mu, low=0.0)
-    if mu == 0.0:
-        raise ValueError("mu: expected a finite number > 0, got 0.0")
+    mu = check_positive_float("mu", mu)
     leaves, treedef = tree_flatten(curvature)
     for path, leaf in zip(tree_paths(treedef), leaves):
         if leaf.size and leaf.min() < 0:

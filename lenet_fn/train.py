@@ -39,6 +39,7 @@ from lenet_fn.parallel import SEQUENTIAL, Workers, default_threads, prefetched
 from lenet_fn.params import tree_flatten, tree_unflatten
 
 P = TypeVar("P")
+Result = TypeVar("Result")
 
 # --------------------------------------------------------------------------------------------
 # configuration
@@ -126,14 +127,15 @@ class TrainConfig:
     scale: float = attrs.field(default=DistortionRanges().scale, validator=number_in_range("scale", 0.0, 1.0))
     squeeze: float = attrs.field(default=DistortionRanges().squeeze, validator=number_in_range("squeeze", 0.0, 1.0))
     shear: float = attrs.field(default=DistortionRanges().shear, validator=number_in_range("shear", 0.0, math.inf))
-
-    @property
-    def distortion_ranges(self) -> DistortionRanges:
-        return DistortionRanges(translate=self.translate, scale=self.scale, squeeze=self.squeeze, shear=self.shear)
     seed: int = attrs.field(default=0, validator=integer_at_least("seed", 0))
     limit: int | None = attrs.field(default=None, validator=optional_integer_at_least("limit", 1))
     threads: int = attrs.field(default=1, validator=integer_at_least("threads", 1))
     dtype: str = attrs.field(default="float32", validator=one_of("dtype", ["float32", "float64"]))
+
+    @property
+    def distortion_ranges(self) -> DistortionRanges:
+        """The ranges of the warps, as ``augment.distort`` takes them."""
+        return DistortionRanges(translate=self.translate, scale=self.scale, squeeze=self.squeeze, shear=self.shear)
 
     def lr_at(self, epoch: int, step: int | None = None) -> float:
         """The learning rate of epoch ``epoch`` (0-based) at global step ``step`` (0-based).
@@ -172,12 +174,18 @@ def _weighted_sum(trees: list[P], weights: list[float]) -> P:
     return result
 
 
+def _map_parts(workers: Workers, count: int, job: Callable[[slice], Result]) -> tuple[list[Result], list[float]]:
+    """``job`` on each part of ``count`` rows (``workers.split``), and each part's share of the rows."""
+    parts = workers.split(count)
+    return workers.map(job, parts), [(rows.stop - rows.start) / count for rows in parts]
+
+
 def forward_backward(
     model: Model[P], params: P, x: FloatArray, labels: IntArray, *, workers: Workers = SEQUENTIAL
 ) -> tuple[float, P, FloatArray]:
     """The loss, the gradients and the outputs of ``model`` on one batch.
 
-    The batch is cut into ``workers.threads`` contiguous parts that run in parallel; the loss and
+    The batch is cut into contiguous parts (``Workers.split``) that run in parallel; the loss and
     the gradients are their size-weighted means, which is the mean over the whole batch.
 
     Args:
@@ -190,15 +198,13 @@ def forward_backward(
     Returns:
         ``(loss, grads, outputs)``: the mean loss, a tree like ``params``, and outputs (N, 10).
     """
-    parts = workers.split(x.shape[0])
 
     def part(rows: slice) -> tuple[float, P, FloatArray]:
         outputs, cache = model.forward(params, x[rows])
         loss, loss_cache = model.loss_forward(outputs, labels[rows])
         return loss, model.backward(model.loss_backward(loss_cache), cache), outputs
 
-    results = workers.map(part, parts)
-    weights = [(rows.stop - rows.start) / x.shape[0] for rows in parts]
+    results, weights = _map_parts(workers, x.shape[0], part)
     loss = sum(weight * result[0] for weight, result in zip(weights, results))
     grads = _weighted_sum([result[1] for result in results], weights)
     outputs = results[0][2] if len(results) == 1 else np.concatenate([result[2] for result in results])
@@ -220,15 +226,13 @@ def estimate_curvature(
     Returns:
         A tree like ``params`` of non-negative curvatures ``h_kk``.
     """
-    parts = workers.split(x.shape[0])
 
     def part(rows: slice) -> P:
         outputs, cache = model.forward(params, x[rows])
         _, loss_cache = model.loss_forward(outputs, labels[rows])
         return model.curvature(model.loss_curvature(loss_cache), model.loss_backward(loss_cache), cache)
 
-    results = workers.map(part, parts)
-    return _weighted_sum(results, [(rows.stop - rows.start) / x.shape[0] for rows in parts])
+    return _weighted_sum(*_map_parts(workers, x.shape[0], part))
 
 
 def train_step(

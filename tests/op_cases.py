@@ -43,6 +43,16 @@ class OpCase:
     def id(self) -> str:
         return f"{self.op}-{self.label}"
 
+    def output_of(self, inputs: Inputs, index: int) -> Callable[[FloatArray], FloatArray]:
+        """The forward's output as a function of input ``index`` alone, the others held at ``inputs``."""
+
+        def forward(point: FloatArray) -> FloatArray:
+            arguments = list(inputs)
+            arguments[index] = point
+            return self.forward(*arguments)[0]
+
+        return forward
+
 
 def normal(rng: np.random.Generator, shape: tuple[int, ...], dtype: npt.DTypeLike) -> FloatArray:
     return rng.standard_normal(shape).astype(dtype)

@@ -73,12 +73,7 @@ def test_each_op_pass_is_the_exact_gauss_newton_diagonal(case: OpCase, rng: np.r
     passes = passes if isinstance(passes, tuple) else (passes,)
     assert len(passes) == len(inputs)
     for index, (value, computed) in enumerate(zip(inputs, passes, strict=True)):
-
-        def forward(point: FloatArray, index: int = index) -> FloatArray:
-            arguments = list(inputs)
-            arguments[index] = point
-            return case.forward(*arguments)[0]
-
+        forward = case.output_of(inputs, index)
         expected = gauss_newton_diagonal(forward, value, h_out)
         assert computed.shape == value.shape and (computed >= 0).all()
         assert_curvature_close(computed, expected, f"input {index}")

@@ -37,12 +37,7 @@ def test_backward_matches_central_differences(
     analytic = case.backward(weights, cache)
     assert len(analytic) == len(inputs)
     for index, (value, gradient) in enumerate(zip(inputs, analytic, strict=True)):
-
-        def forward(point: FloatArray, index: int = index) -> FloatArray:
-            arguments = list(inputs)
-            arguments[index] = point
-            return case.forward(*arguments)[0]
-
+        forward = case.output_of(inputs, index)
         assert gradient.shape == value.shape
         numeric = numerical_vjp(forward, value, weights, eps=case.eps)
         error = gradients.record(case.op, relative_error(gradient, numeric))
