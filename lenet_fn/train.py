@@ -88,6 +88,9 @@ class TrainConfig:
     Attributes:
         model: ``lenet5``, ``lenet5-relu`` or ``mlp``.
         epochs: passes over the training set.
+        repeat: times every training image appears in one epoch (in one shuffled order; with
+            ``distort`` each appearance is warped afresh). The paper's distortion runs passed over
+            60,000 originals + 540,000 distortions per epoch: ``repeat=10``.
         batch_size: images per step.
         lr: the base learning rate.
         schedule: its per-epoch multipliers, a key of ``SCHEDULES``.
@@ -111,6 +114,7 @@ class TrainConfig:
 
     model: str = attrs.field(default="lenet5", validator=one_of("model", list(MODELS)))
     epochs: int = attrs.field(default=20, validator=integer_at_least("epochs", 1))
+    repeat: int = attrs.field(default=1, validator=integer_at_least("repeat", 1))
     batch_size: int = attrs.field(default=DEFAULTS["lenet5"].batch_size, validator=integer_at_least("batch_size", 1))
     lr: float = attrs.field(default=DEFAULTS["lenet5"].lr, validator=positive_number("lr"))
     schedule: str = attrs.field(default=DEFAULTS["lenet5"].schedule, validator=one_of("schedule", list(SCHEDULES)))
@@ -473,13 +477,15 @@ def fit(
     rng.bit_generator.state = state.rng_state
     background = float(model.prepare(np.zeros((1, 28, 28), np.uint8), data.train_x.dtype).reshape(-1)[0])
     count = data.train_y.shape[0]
-    batches = count_batches(count, config.batch_size)
+    batches = count_batches(count * config.repeat, config.batch_size)
     line = ProgressLine(progress)
     sdlm_rates: tuple[object, float, Any] | None = None  # (curvature, lr, rates) of the last step
     try:
         while state.epoch < config.epochs:
             if state.order is None:
-                order = epoch_order(count, rng)
+                order = epoch_order(count * config.repeat, rng)
+                if config.repeat > 1:
+                    order %= count  # every image `repeat` times
                 curvature = None
                 if config.optimizer == "sdlm":
                     sample = order[: config.sdlm_samples]
@@ -589,6 +595,8 @@ def _parser() -> argparse.ArgumentParser:
                         "else a download to ~/.cache/lenet_fn/mnist ($LENET_FN_DATA overrides)")
     parser.add_argument("--model", choices=list(MODELS), help="network to train (default: lenet5, the paper's)")
     parser.add_argument("--epochs", type=int, metavar="N", help="passes over the training set (default: 20)")
+    parser.add_argument("--repeat", type=int, metavar="K", help="every training image appears K times per epoch, "
+                        "each time warped afresh with --distort (the paper's 60,000 + 540,000 images per pass: 10; default 1)")
     parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, metavar="N", help="images per step")
     parser.add_argument("--lr", type=float, help="base learning rate")
     parser.add_argument("--schedule", choices=list(SCHEDULES), help="learning-rate schedule over the epochs")
@@ -621,7 +629,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 _CONFIG_FLAGS = (
-    "model", "batch_size", "lr", "schedule", "warmup", "momentum", "weight_decay", "seed", "limit", "threads", "dtype",
+    "model", "repeat", "batch_size", "lr", "schedule", "warmup", "momentum", "weight_decay", "seed", "limit", "threads", "dtype",
     "optimizer", "sdlm_mu", "sdlm_samples", "distort", "translate", "scale", "squeeze", "shear",
 )  # fmt: skip
 
@@ -701,8 +709,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] = sys.stdout, std
     from lenet_fn.params import tree_size
 
     print(
-        f"{config.model}: {tree_size(state.params):,} trainable parameters; {data.train_y.shape[0]:,} training and "
-        f"{data.test_y.shape[0]:,} test images; "
+        f"{config.model}: {tree_size(state.params):,} trainable parameters; {data.train_y.shape[0]:,} training"
+        + (f" (each {config.repeat} times per epoch)" if config.repeat > 1 else "")
+        + f" and {data.test_y.shape[0]:,} test images; "
         + (f"momentum SGD, batch {config.batch_size}, lr {config.lr:g}" if config.optimizer == "momentum"
            else f"SDLM (mu {config.sdlm_mu:g}), batch {config.batch_size}, eta {config.lr:g}")
         + f" ({config.schedule}, warm-up {config.warmup} steps), "

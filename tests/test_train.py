@@ -84,6 +84,24 @@ def test_fit_records_one_metrics_line_per_epoch(mnist: Any) -> None:
     assert state.epoch == 2 and state.order is None and state.progress == train.EpochProgress()
 
 
+def test_an_epoch_with_repeat_shows_every_image_that_many_times_in_one_shuffled_order(mnist: Any) -> None:
+    config = train.TrainConfig(epochs=2, batch_size=64, lr=0.002, limit=200, repeat=3, threads=1)
+    data = small_data("lenet5", mnist, train_count=200, test_count=50)
+    ends: list[train.TrainState] = []
+
+    def on_batch_end(state: train.TrainState) -> None:
+        if state.progress.batch == -(-600 // 64):  # the epoch's last batch
+            ends.append(state)
+
+    train.fit(LENET5, config, data, train.initial_state(LENET5, config), on_batch_end=on_batch_end)
+    orders = [end.order for end in ends if end.order is not None and end.progress.seen == 600]
+    assert len(orders) == 2
+    for order in orders:
+        np.testing.assert_array_equal(np.bincount(order, minlength=200), np.full(200, 3))
+        assert not all(np.array_equal(order[i * 200 : (i + 1) * 200], order[:200]) for i in (1, 2))  # not three copies of one order
+    assert not np.array_equal(orders[0], orders[1])
+
+
 def _interrupt_at(epoch: int, batch: int) -> Any:
     def on_batch_end(state: train.TrainState) -> None:
         if state.epoch == epoch and state.progress.batch == batch:
@@ -97,8 +115,8 @@ SDLM_AND_DISTORTIONS = {"optimizer": "sdlm", "lr": 5e-4, "momentum": 0.0, "warmu
 
 @pytest.mark.parametrize(
     ("epoch", "batch", "settings"),
-    [(0, 3, {}), (1, 1, {}), (0, 3, SDLM_AND_DISTORTIONS), (1, 2, SDLM_AND_DISTORTIONS)],
-    ids=["momentum-epoch1", "momentum-epoch2", "sdlm-distort-epoch1", "sdlm-distort-epoch2"],
+    [(0, 3, {}), (1, 1, {}), (0, 3, SDLM_AND_DISTORTIONS), (1, 2, SDLM_AND_DISTORTIONS), (0, 11, {"repeat": 2, "distort": True})],
+    ids=["momentum-epoch1", "momentum-epoch2", "sdlm-distort-epoch1", "sdlm-distort-epoch2", "repeat2-second-pass"],
 )
 def test_an_interrupted_run_resumes_bit_for_bit(mnist: Any, tmp_path: Path, epoch: int, batch: int, settings: dict[str, Any]) -> None:
     config = train.TrainConfig(**{"epochs": 2, "batch_size": 40, "lr": 0.002, "limit": 320, "threads": 2, "seed": 7, **settings})
@@ -190,6 +208,7 @@ def test_the_evaluate_command_prints_the_tables(tmp_path: Path) -> None:
     [
         (["--lr", "-1"], "error: --lr: expected a finite number > 0, got -1.0"),
         (["--epochs", "0"], "error: --epochs: expected an integer >= 1, got 0"),
+        (["--repeat", "0"], "error: --repeat: expected an integer >= 1, got 0"),
         (["--momentum", "1.5"], "error: --momentum: expected a number in [0.0, 1.0), got 1.5"),
         (["--dataset", "/nonexistent"], "error: /nonexistent: no such directory (expected a directory holding the four MNIST files)"),
         (["--resume", "/nonexistent/last.npz"], "error: /nonexistent/last.npz: no such file"),
