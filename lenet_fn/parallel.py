@@ -2,7 +2,7 @@
 
 NumPy releases the GIL inside its array operations, so two threads working on two halves of a
 batch keep two cores busy. While a ``Workers`` block is active, BLAS runs one thread per worker
-(nested BLAS threads would compete for the same cores). Where the BLAS thread count cannot be
+(nested BLAS threads would compete for the same cores), so ``Workers(1)`` keeps to one core. Where the BLAS thread count cannot be
 controlled, ``Workers`` runs everything on the calling thread.
 
 ``prefetched`` runs a producer one item ahead on a thread of its own: the training loop uses it
@@ -55,11 +55,11 @@ class Workers:
         self._previous_blas_threads: int | None = None
 
     def __enter__(self) -> Workers:
-        if self.requested > 1:
-            self._previous_blas_threads = set_blas_threads(1)
-            if self._previous_blas_threads is not None:
-                self.threads = self.requested
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="lenet_fn")
+        # one BLAS thread per worker, also for a single worker: ``--threads 1`` means one core
+        self._previous_blas_threads = set_blas_threads(1)
+        if self.requested > 1 and self._previous_blas_threads is not None:
+            self.threads = self.requested
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="lenet_fn")
         return self
 
     def __exit__(

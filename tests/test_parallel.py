@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from lenet_fn.parallel import MIN_ROWS_PER_PART, Workers, prefetched
+from lenet_fn.runtime import find_blas
 
 
 def test_a_batch_is_split_only_into_parts_worth_a_thread() -> None:
@@ -71,3 +72,17 @@ def test_closing_prefetched_early_stops_its_thread() -> None:
     iterator.close()
     time.sleep(0.05)
     assert not any(thread.name.startswith("lenet_fn-prefetch") for thread in threading.enumerate())
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_workers_keep_blas_to_one_thread_each_and_restore_it(threads: int) -> None:
+    blas = find_blas()
+    assert blas is not None  # numpy's wheels bundle OpenBLAS
+    before = blas.get_threads()
+    blas.set_threads(2)
+    try:
+        with Workers(threads):
+            assert blas.get_threads() == 1  # --threads 1 means one core, not one worker plus BLAS threads
+        assert blas.get_threads() == 2
+    finally:
+        blas.set_threads(before)
