@@ -1,26 +1,20 @@
-"""Worker threads for data-parallel training and evaluation, and a helper process for the warps.
+"""Worker threads for data-parallel training and evaluation.
 
 NumPy releases the GIL inside its array operations, so two threads working on two halves of a
 batch keep two cores busy. While a ``Workers`` block is active, BLAS runs one thread per worker
-(nested BLAS threads would compete for the same cores), so ``Workers(1)`` keeps to one core.
-Where the BLAS thread count cannot be controlled, ``Workers`` runs everything on the calling
-thread.
+(nested BLAS threads would compete for the same cores), so ``Workers(1)`` keeps to one core. Where the BLAS thread count cannot be
+controlled, ``Workers`` runs everything on the calling thread.
 
-``prefetched`` runs a producer a few items ahead in an executor, such as ``helper_process()``:
-the training loop uses it to warp the next batches in a process of their own while the current
-one trains (on a thread, the warps' many small NumPy calls would contend for the GIL with the
-training step's).
+``prefetched`` runs a producer one item ahead on a thread of its own: the training loop uses it
+to warp the next batch while the current one trains.
 """
 
 from __future__ import annotations
 
 import contextvars
-import multiprocessing
 import os
-import signal
-from collections import deque
 from collections.abc import Callable, Generator, Iterable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import TypeVar
 
@@ -99,47 +93,27 @@ class Workers:
         return list(self._pool.map(lambda item: context.copy().run(job, item), items))
 
 
-def helper_process() -> ProcessPoolExecutor:
-    """A pool of one worker process, for work that would otherwise hold the training thread's GIL.
-
-    The process is spawned (a fresh interpreter, whatever threads this one runs), ignores Ctrl-C
-    (the training loop handles it and shuts the pool down) and runs BLAS on one thread. Use it as a
-    context manager. Jobs and their arguments travel by pickle, so a job is a module-level function;
-    a script that starts one needs the usual ``if __name__ == "__main__":`` guard.
-    """
-    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_helper)
-
-
-def _start_helper() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    set_blas_threads(1)
-
-
-def prefetched(
-    job: Callable[[Item], Result], items: Iterable[Item], *, executor: Executor | None, ahead: int = 2
-) -> Generator[Result, None, None]:
-    """``job(item)`` for each item, in order; with an ``executor``, the jobs of up to ``ahead``
-    following items run there while the caller works on the current result.
+def prefetched(job: Callable[[Item], Result], items: Iterable[Item], *, ahead: bool = True) -> Generator[Result, None, None]:
+    """``job(item)`` for each item, in order; with ``ahead``, the next item's job runs on a thread of
+    its own (in a copy of the caller's context) while the caller works on the current result.
 
     The results are those of the plain loop; an exception raised by a job is raised where its
-    result would have been yielded. Closing the iterator early cancels the jobs not yet started.
+    result would have been yielded. Closing the iterator early waits for the job in flight.
     """
-    ahead = check_int("ahead", ahead, minimum=1)
-    if executor is None:
+    if not ahead:
         for item in items:
             yield job(item)
         return
-    pending: deque[Future[Result]] = deque()
-    try:
+    context = contextvars.copy_context()
+    with ThreadPoolExecutor(1, thread_name_prefix="lenet_fn-prefetch") as pool:
+        pending = None
         for item in items:
-            pending.append(executor.submit(job, item))
-            if len(pending) > ahead:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-    finally:
-        for future in pending:
-            future.cancel()
+            following = pool.submit(context.copy().run, job, item)
+            if pending is not None:
+                yield pending.result()
+            pending = following
+        if pending is not None:
+            yield pending.result()
 
 
 SEQUENTIAL = Workers(1)

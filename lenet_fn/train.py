@@ -8,7 +8,6 @@ per batch, so an interruption leaves a state that resumes bit-for-bit.
 from __future__ import annotations
 
 import argparse
-import functools
 import math
 import sys
 import time
@@ -36,7 +35,7 @@ from lenet_fn.augment import DistortionRanges, distort
 from lenet_fn.data import Mnist, count_batches, epoch_order, load_or_download_mnist, minibatches, subset
 from lenet_fn.models import MODELS, Model, get_model
 from lenet_fn.optim import SDLM_MU, momentum_init, momentum_step, sdlm_learning_rates
-from lenet_fn.parallel import SEQUENTIAL, Workers, default_threads, helper_process, prefetched
+from lenet_fn.parallel import SEQUENTIAL, Workers, default_threads, prefetched
 from lenet_fn.params import tree_flatten, tree_unflatten
 
 P = TypeVar("P")
@@ -414,20 +413,12 @@ def prepare_data(model: Model[Any], dataset: Mnist, *, limit: int | None = None,
     )
 
 
-BatchItem = tuple[IntArray, FloatArray, tuple[int, int, int]]
-"""A training batch: its rows of the training set, their inputs, and (run seed, epoch, batch)."""
-
-
-def _batch_inputs(item: BatchItem, *, config: TrainConfig, background: float) -> tuple[IntArray, FloatArray]:
-    """The batch's rows and inputs, warped by ``augment.distort`` when ``config.distort``; the warps
-    are drawn from a generator seeded by (run seed, epoch, batch), so a resumed run draws the same
-    warps, wherever they are made. Runs in ``helper_process()``, hence module-level."""
-    rows, x, seed = item
-    if not config.distort:
-        return rows, x
+def _distorted(x: FloatArray, config: TrainConfig, seed: tuple[int, int, int], background: float) -> FloatArray:
+    """The batch ``x`` warped by ``augment.distort``, its warps drawn from a generator seeded by
+    ``seed`` = (run seed, epoch, batch): a resumed run draws the same warps, whatever the threads."""
     images = x.reshape(x.shape[0], 1, 28, 28) if x.ndim == 2 else x  # the MLP's flat inputs
     rng = np.random.default_rng(seed)
-    return rows, distort(images, rng, fill=background, ranges=config.distortion_ranges).reshape(x.shape)
+    return distort(images, rng, fill=background, ranges=config.distortion_ranges).reshape(x.shape)
 
 
 class ProgressLine:
@@ -489,11 +480,6 @@ def fit(
     batches = count_batches(count * config.repeat, config.batch_size)
     line = ProgressLine(progress)
     sdlm_rates: tuple[object, float, Any] | None = None  # (curvature, lr, rates) of the last step
-    batch_inputs = functools.partial(_batch_inputs, config=config, background=background)
-    # With more than one thread, the next batches are warped in a process of their own while this
-    # one trains (the warps cost a third of a LeNet-5 step at batch 32; on a thread of this process
-    # they would contend for the GIL with the step).
-    warper = helper_process() if config.distort and workers.threads > 1 else None
     try:
         while state.epoch < config.epochs:
             if state.order is None:
@@ -510,11 +496,15 @@ def fit(
             assert state.order is not None  # set just above
             epoch = state.epoch
 
-            items = (
-                (rows, data.train_x[rows], (config.seed, epoch, index))
-                for index, rows in enumerate(minibatches(state.order, config.batch_size, start=state.progress.batch), state.progress.batch)
-            )
-            for rows, x in prefetched(batch_inputs, items, executor=warper):
+            def batch_inputs(numbered: tuple[int, IntArray]) -> tuple[IntArray, FloatArray]:
+                index, rows = numbered
+                x = data.train_x[rows]
+                return rows, (_distorted(x, config, (config.seed, epoch, index), background) if config.distort else x)
+
+            # With more than one thread, the next batch is warped on a thread of its own while this
+            # one trains (the warps cost a third of a LeNet-5 step at batch 32).
+            numbered_batches = enumerate(minibatches(state.order, config.batch_size, start=state.progress.batch), state.progress.batch)
+            for rows, x in prefetched(batch_inputs, numbered_batches, ahead=config.distort and workers.threads > 1):
                 started = time.perf_counter()
                 lr = config.lr_at(state.epoch, state.epoch * batches + state.progress.batch)
                 labels = data.train_y[rows]
@@ -575,9 +565,6 @@ def fit(
     except KeyboardInterrupt:
         line.clear()
         raise TrainingInterrupted(state) from None
-    finally:
-        if warper is not None:
-            warper.shutdown(cancel_futures=True)
     return state
 
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import math
-import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
-from lenet_fn.parallel import MIN_ROWS_PER_PART, Workers, helper_process, prefetched
+from lenet_fn.parallel import MIN_ROWS_PER_PART, Workers, prefetched
 from lenet_fn.runtime import find_blas
 
 
@@ -35,70 +32,46 @@ def test_prefetched_yields_the_plain_results_in_order() -> None:
         time.sleep(0.001 * (item % 3))
         return item * item
 
-    expected = [item * item for item in range(7)]
-    assert list(prefetched(job, range(7), executor=None)) == expected
-    with ThreadPoolExecutor(2) as pool:
-        for ahead in (1, 2, 10):
-            assert list(prefetched(job, range(7), executor=pool, ahead=ahead)) == expected
-        assert list(prefetched(job, [], executor=pool)) == []
-        assert list(prefetched(job, [5], executor=pool)) == [25]
-        with pytest.raises(ValueError, match="ahead: expected an integer >= 1, got 0"):
-            next(prefetched(job, range(3), executor=pool, ahead=0))
+    assert list(prefetched(job, range(7))) == [item * item for item in range(7)]
+    assert list(prefetched(job, range(7), ahead=False)) == [item * item for item in range(7)]
+    assert list(prefetched(job, [])) == []
+    assert list(prefetched(job, [5])) == [25]
 
 
-def test_prefetched_runs_the_next_jobs_while_the_caller_works() -> None:
-    started = [threading.Event() for _ in range(4)]
+def test_prefetched_runs_the_next_job_while_the_caller_works() -> None:
+    started = [threading.Event() for _ in range(3)]
 
-    def job(item: int) -> int:
+    def job(item: int) -> str:
         started[item].set()
-        return item
+        return threading.current_thread().name
 
-    with ThreadPoolExecutor(2) as pool:
-        for item in prefetched(job, range(4), executor=pool, ahead=2):
-            for following in range(item + 1, min(item + 3, 4)):  # started without the caller asking
-                assert started[following].wait(timeout=10)
+    names = []
+    for item, name in enumerate(prefetched(job, range(3))):
+        names.append(name)
+        if item + 1 < 3:  # the next job starts without the caller asking for it
+            assert started[item + 1].wait(timeout=10)
+    assert all(name.startswith("lenet_fn-prefetch") for name in names)
 
 
-def test_prefetched_raises_a_jobs_error_in_its_place() -> None:
-    def job(item: int) -> int:
+def test_prefetched_raises_a_jobs_error_in_its_place_and_keeps_numpy_settings() -> None:
+    def job(item: int) -> str:
         if item == 2:
             raise ValueError("bad item 2")
-        return item
+        return str(np.geterr()["over"])
 
     results = []
-    with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match="bad item 2"):
-        for result in prefetched(job, range(5), executor=pool):
+    with np.errstate(over="raise"), pytest.raises(ValueError, match="bad item 2"):
+        for result in prefetched(job, range(5)):
             results.append(result)
-    assert results == [0, 1]
+    assert results == ["raise", "raise"]
 
 
-def test_closing_prefetched_early_cancels_the_jobs_not_started() -> None:
-    done: list[int] = []
-
-    def job(item: int) -> int:
-        time.sleep(0.02)
-        done.append(item)
-        return item
-
-    with ThreadPoolExecutor(1) as pool:
-        iterator = prefetched(job, range(100), executor=pool, ahead=3)
-        assert next(iterator) == 0
-        iterator.close()
-    assert done[:2] == [0, 1] and len(done) <= 3  # at most the job running at close finished
-
-
-def helper_settings(_: object) -> tuple[bool, int | None]:
-    """Run in the helper process: does it ignore Ctrl-C, and how many BLAS threads does it use."""
-    blas = find_blas()
-    return signal.getsignal(signal.SIGINT) is signal.SIG_IGN, None if blas is None else blas.get_threads()
-
-
-def test_the_helper_process_ignores_ctrl_c_runs_one_blas_thread_and_reports_errors() -> None:
-    with helper_process() as pool:
-        assert list(prefetched(helper_settings, range(2), executor=pool)) == [(True, 1), (True, 1)]
-        with pytest.raises(ValueError, match="math domain error"):
-            list(prefetched(math.sqrt, [4.0, -1.0], executor=pool))
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # not this process's
+def test_closing_prefetched_early_stops_its_thread() -> None:
+    iterator = prefetched(lambda item: item, range(100))
+    assert next(iterator) == 0
+    iterator.close()
+    time.sleep(0.05)
+    assert not any(thread.name.startswith("lenet_fn-prefetch") for thread in threading.enumerate())
 
 
 @pytest.mark.parametrize("threads", [1, 2])

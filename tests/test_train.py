@@ -135,8 +135,8 @@ def test_an_interrupted_run_resumes_bit_for_bit(mnist: Any, tmp_path: Path, epoc
         assert (before.loss, before.train_error, before.test_error) == (after.loss, after.train_error, after.test_error)
 
 
-def test_warping_ahead_in_the_helper_process_gives_the_run_warping_inline_gives(mnist: Any) -> None:
-    # a batch of 40 is one part on 1 or 2 threads; with 2 the warps are made in the helper process
+def test_warping_ahead_on_a_thread_gives_the_run_warping_inline_gives(mnist: Any) -> None:
+    # a batch of 40 is one part on 1 or 2 threads; with 2 the warps are made on a prefetch thread
     config = train.TrainConfig(epochs=1, batch_size=40, lr=0.002, limit=200, seed=3, distort=True, threads=2)
     data = small_data("lenet5", mnist, train_count=200, test_count=50)
     with Workers(2) as workers:  # BLAS on one thread for both runs (its thread count changes rounding)
