@@ -325,6 +325,7 @@ def main() -> int:
     print("\ntraining step (forward, loss, backward, momentum step)")
     ours: dict[str, float] = {}
     ours_eval: dict[str, float] = {}
+    test_inputs: dict[str, np.ndarray[Any, Any]] = {}
     with Workers(args.threads) as workers:
         for name, model in MODELS.items():
             x = model.prepare(dataset.train_images[rows], np.float32)
@@ -338,7 +339,7 @@ def main() -> int:
 
         print("\nevaluation (forward only, 10,000 test images)")
         for name, model in MODELS.items():
-            test_x = model.prepare(dataset.test_images, np.float32)
+            test_x = test_inputs[name] = model.prepare(dataset.test_images, np.float32)
             seconds = best_of(lambda: predict_outputs(model, model.init(rng), test_x, workers=workers), repeats=3, number=1)
             ours_eval[name] = 10000 / seconds
             print(f"  {name:<12} {ours_eval[name]:8.0f} images/s")
@@ -366,8 +367,9 @@ def main() -> int:
     if args.torch:
         try:
             torch_speed = torch_lenet5_images_per_second(x5, labels, args.threads, args.steps)
-            test_x5 = LENET5.prepare(dataset.test_images, np.float32)
-            plain_speed, plain_eval_speed = torch_plain_lenet5_images_per_second(x5, labels, test_x5, args.threads, args.steps)
+            plain_speed, plain_eval_speed = torch_plain_lenet5_images_per_second(
+                x5, labels, test_inputs["lenet5"], args.threads, args.steps
+            )
         except ImportError:
             print("\n--torch: PyTorch is not installed (python -m pip install torch)")
         else:

@@ -2,8 +2,9 @@
 
 NumPy releases the GIL inside its array operations, so two threads working on two halves of a
 batch keep two cores busy. While a ``Workers`` block is active, BLAS runs one thread per worker
-(nested BLAS threads would compete for the same cores), so ``Workers(1)`` keeps to one core. Where the BLAS thread count cannot be
-controlled, ``Workers`` runs everything on the calling thread.
+(nested BLAS threads would compete for the same cores), so ``Workers(1)`` keeps to one core.
+Where the BLAS thread count cannot be controlled, ``Workers`` runs everything on the calling
+thread.
 
 ``prefetched`` runs a producer one item ahead on a thread of its own: the training loop uses it
 to warp the next batch while the current one trains.

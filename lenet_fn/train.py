@@ -483,9 +483,7 @@ def fit(
     try:
         while state.epoch < config.epochs:
             if state.order is None:
-                order = epoch_order(count * config.repeat, rng)
-                if config.repeat > 1:
-                    order %= count  # every image `repeat` times
+                order = epoch_order(count * config.repeat, rng) % count  # every image `repeat` times
                 curvature = None
                 if config.optimizer == "sdlm":
                     sample = order[: config.sdlm_samples]
