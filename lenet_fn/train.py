@@ -96,10 +96,14 @@ class TrainConfig:
         schedule: its per-epoch multipliers, a key of ``SCHEDULES``.
         warmup: steps over which the rate rises linearly from ``lr / warmup`` to its scheduled value.
         optimizer: ``momentum`` (one rate for every parameter) or ``sdlm`` (per-parameter rates
-            ``lr / (sdlm_mu + h_kk)`` from the Gauss-Newton curvature ``h_kk``, re-estimated on
-            ``sdlm_samples`` training images at the start of every epoch).
+            ``lr / (sdlm_mu + h_kk)`` from the Gauss-Newton curvature ``h_kk``, estimated on
+            ``sdlm_samples`` training images at the start of every epoch and every ``sdlm_every``
+            steps within it).
         sdlm_mu: SDLM's damping.
         sdlm_samples: images used to estimate the curvature.
+        sdlm_every: with SDLM, steps between re-estimates of the curvature within an epoch, each on
+            the next ``sdlm_samples`` images of the epoch's order (0: only at the epoch's start,
+            as in the paper).
         distort: warp every training image by a random affine map (``lenet_fn.augment``), drawn
             from a generator seeded by (seed, epoch, batch).
         translate, scale, squeeze, shear: the ranges of the warps (``DistortionRanges``).
@@ -126,6 +130,7 @@ class TrainConfig:
     optimizer: str = attrs.field(default="momentum", validator=one_of("optimizer", OPTIMIZERS))
     sdlm_mu: float = attrs.field(default=SDLM_MU, validator=positive_number("sdlm_mu"))
     sdlm_samples: int = attrs.field(default=500, validator=integer_at_least("sdlm_samples", 1))
+    sdlm_every: int = attrs.field(default=0, validator=integer_at_least("sdlm_every", 0))
     distort: bool = attrs.field(default=DEFAULTS["lenet5"].distort, validator=attrs.validators.instance_of(bool))
     translate: float = attrs.field(default=DistortionRanges().translate, validator=number_in_range("translate", 0.0, math.inf))
     scale: float = attrs.field(default=DistortionRanges().scale, validator=number_in_range("scale", 0.0, 1.0))
@@ -347,7 +352,7 @@ class TrainState:
         progress: the running sums of the epoch in progress.
         rng_state: the state of the generator that draws epoch orders.
         history: the metrics of the finished epochs.
-        curvature: with SDLM, the curvature estimated at the start of the epoch in progress.
+        curvature: with SDLM, the curvature last estimated in the epoch in progress.
     """
 
     params: Any
@@ -483,15 +488,10 @@ def fit(
     try:
         while state.epoch < config.epochs:
             if state.order is None:
-                order = epoch_order(count * config.repeat, rng) % count  # every image `repeat` times
-                curvature = None
-                if config.optimizer == "sdlm":
-                    sample = order[: config.sdlm_samples]
-                    curvature = estimate_curvature(model, state.params, data.train_x[sample], data.train_y[sample], workers=workers)
-                state = attrs.evolve(
-                    state, order=order, progress=EpochProgress(), rng_state=dict(rng.bit_generator.state), curvature=curvature
-                )
-            assert state.order is not None  # set just above
+                new_order = epoch_order(count * config.repeat, rng) % count  # every image `repeat` times
+                state = attrs.evolve(state, order=new_order, progress=EpochProgress(), rng_state=dict(rng.bit_generator.state), curvature=None)
+            order = state.order
+            assert order is not None  # set just above
             epoch = state.epoch
 
             def batch_inputs(numbered: tuple[int, IntArray]) -> tuple[IntArray, FloatArray]:
@@ -501,9 +501,15 @@ def fit(
 
             # With more than one thread, the next batch is warped on a thread of its own while this
             # one trains (the warps cost a third of a LeNet-5 step at batch 32).
-            numbered_batches = enumerate(minibatches(state.order, config.batch_size, start=state.progress.batch), state.progress.batch)
+            numbered_batches = enumerate(minibatches(order, config.batch_size, start=state.progress.batch), state.progress.batch)
             for rows, x in prefetched(batch_inputs, numbered_batches, ahead=config.distort and workers.threads > 1):
                 started = time.perf_counter()
+                if config.optimizer == "sdlm" and (state.curvature is None or config.sdlm_every and state.progress.batch % config.sdlm_every == 0):
+                    # on the images about to be trained on (wrapping round to the epoch's start)
+                    ahead = state.progress.batch * config.batch_size + np.arange(min(config.sdlm_samples, order.shape[0]))
+                    sample = order[ahead % order.shape[0]]
+                    curvature = estimate_curvature(model, state.params, data.train_x[sample], data.train_y[sample], workers=workers)
+                    state = attrs.evolve(state, curvature=curvature)
                 lr = config.lr_at(state.epoch, state.epoch * batches + state.progress.batch)
                 labels = data.train_y[rows]
                 loss, grads, outputs = forward_backward(model, state.params, x, labels, workers=workers)
@@ -606,6 +612,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--sdlm-mu", "--sdlm_mu", dest="sdlm_mu", type=float, metavar="MU", help=f"SDLM's damping (default {SDLM_MU})")
     parser.add_argument("--sdlm-samples", "--sdlm_samples", dest="sdlm_samples", type=int, metavar="N",
                         help="training images used to estimate the curvature (default 500)")
+    parser.add_argument("--sdlm-every", "--sdlm_every", dest="sdlm_every", type=int, metavar="STEPS",
+                        help="SDLM: re-estimate the curvature every STEPS steps as well, on the images about to be "
+                        "trained on (0: once per epoch, the paper's; default 0)")
     parser.add_argument("--momentum", type=float, help="momentum in [0, 1)")
     parser.add_argument("--weight-decay", "--weight_decay", dest="weight_decay", type=float, metavar="WD", help="L2 weight decay")
     parser.add_argument("--seed", type=int, help="seeds the initial weights and the batch order (default: 0)")
@@ -628,7 +637,7 @@ def _parser() -> argparse.ArgumentParser:
 
 _CONFIG_FLAGS = (
     "model", "repeat", "batch_size", "lr", "schedule", "warmup", "momentum", "weight_decay", "seed", "limit", "threads", "dtype",
-    "optimizer", "sdlm_mu", "sdlm_samples", "distort", "translate", "scale", "squeeze", "shear",
+    "optimizer", "sdlm_mu", "sdlm_samples", "sdlm_every", "distort", "translate", "scale", "squeeze", "shear",
 )  # fmt: skip
 
 

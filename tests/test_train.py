@@ -115,8 +115,17 @@ SDLM_AND_DISTORTIONS = {"optimizer": "sdlm", "lr": 5e-4, "momentum": 0.0, "warmu
 
 @pytest.mark.parametrize(
     ("epoch", "batch", "settings"),
-    [(0, 3, {}), (1, 1, {}), (0, 3, SDLM_AND_DISTORTIONS), (1, 2, SDLM_AND_DISTORTIONS), (0, 11, {"repeat": 2, "distort": True})],
-    ids=["momentum-epoch1", "momentum-epoch2", "sdlm-distort-epoch1", "sdlm-distort-epoch2", "repeat2-second-pass"],
+    [
+        (0, 3, {}),
+        (1, 1, {}),
+        (0, 3, SDLM_AND_DISTORTIONS),
+        (1, 2, SDLM_AND_DISTORTIONS),
+        (0, 11, {"repeat": 2, "distort": True}),
+        (0, 3, {**SDLM_AND_DISTORTIONS, "sdlm_every": 3}),  # the curvature is re-estimated as the run resumes
+        (1, 4, {**SDLM_AND_DISTORTIONS, "sdlm_every": 3}),  # ... and a step before it is
+    ],
+    ids=["momentum-epoch1", "momentum-epoch2", "sdlm-distort-epoch1", "sdlm-distort-epoch2", "repeat2-second-pass",
+         "sdlm-every3-at-an-estimate", "sdlm-every3-between-estimates"],
 )
 def test_an_interrupted_run_resumes_bit_for_bit(mnist: Any, tmp_path: Path, epoch: int, batch: int, settings: dict[str, Any]) -> None:
     config = train.TrainConfig(**{"epochs": 2, "batch_size": 40, "lr": 0.002, "limit": 320, "threads": 2, "seed": 7, **settings})
@@ -133,6 +142,30 @@ def test_an_interrupted_run_resumes_bit_for_bit(mnist: Any, tmp_path: Path, epoc
         np.testing.assert_array_equal(one, other)
     for before, after in zip(straight.history, resumed.history, strict=True):
         assert (before.loss, before.train_error, before.test_error) == (after.loss, after.train_error, after.test_error)
+
+
+@pytest.mark.parametrize(("every", "estimated_at"), [(0, [0]), (3, [0, 3, 6]), (8, [0])])
+def test_sdlm_estimates_the_curvature_on_the_images_about_to_be_trained_on(
+    mnist: Any, monkeypatch: pytest.MonkeyPatch, every: int, estimated_at: list[int]
+) -> None:
+    # 320 images in batches of 40: 8 steps an epoch; 150-image samples wrap round the epoch's order
+    config = train.TrainConfig(epochs=2, batch_size=40, lr=5e-5, limit=320, optimizer="sdlm", sdlm_samples=150, sdlm_every=every, threads=1)
+    data = small_data("lenet5", mnist, train_count=320, test_count=50)
+    samples: list[tuple[int, int, Any]] = []  # (epoch, step, images)
+    steps: list[Any] = []
+    real_estimate = train.estimate_curvature
+
+    def recording_estimate(model: Any, params: Any, x: Any, labels: Any, **kwargs: Any) -> Any:
+        samples.append((len(steps) // 8, len(steps) % 8, x))
+        return real_estimate(model, params, x, labels, **kwargs)
+
+    monkeypatch.setattr(train, "estimate_curvature", recording_estimate)
+    state = train.fit(LENET5, config, data, train.initial_state(LENET5, config), on_batch_end=lambda state: steps.append(state.order))
+    assert [(epoch, step) for epoch, step, _ in samples] == [(epoch, step) for epoch in (0, 1) for step in estimated_at]
+    for epoch, step, x in samples:
+        order = steps[8 * epoch]  # the epoch's order
+        np.testing.assert_array_equal(x, data.train_x[np.roll(order, -40 * step)[:150]])
+    assert len(state.history) == 2
 
 
 def test_warping_ahead_on_a_thread_gives_the_run_warping_inline_gives(mnist: Any) -> None:
@@ -209,6 +242,7 @@ def test_the_evaluate_command_prints_the_tables(tmp_path: Path) -> None:
         (["--lr", "-1"], "error: --lr: expected a finite number > 0, got -1.0"),
         (["--epochs", "0"], "error: --epochs: expected an integer >= 1, got 0"),
         (["--repeat", "0"], "error: --repeat: expected an integer >= 1, got 0"),
+        (["--sdlm-every", "-5"], "error: --sdlm-every: expected an integer >= 0, got -5"),
         (["--momentum", "1.5"], "error: --momentum: expected a number in [0.0, 1.0), got 1.5"),
         (["--dataset", "/nonexistent"], "error: /nonexistent: no such directory (expected a directory holding the four MNIST files)"),
         (["--resume", "/nonexistent/last.npz"], "error: /nonexistent/last.npz: no such file"),
