@@ -65,6 +65,7 @@ class ModelDefaults:
     weight_decay: float = 0.0
     warmup: int = 0
     distort: bool = False
+    sdlm_every: int = 0
 
 
 OPTIMIZERS = ("momentum", "sdlm")
@@ -73,9 +74,11 @@ DEFAULTS: dict[str, ModelDefaults] = {
     "lenet5": ModelDefaults(lr=0.003, batch_size=32, schedule="paper", warmup=500, distort=True),
     # SDLM's rates eta / (mu + h_kk) as the steps of heavy-ball momentum 0.9, so eta is a tenth of
     # the paper's 5e-4 (momentum moves ten steps' worth): on LeNet-5 this beat plain SDLM (README).
-    "lenet5+sdlm": ModelDefaults(lr=5e-5, batch_size=32, schedule="paper", momentum=0.9, warmup=500),
-    "lenet5-relu+sdlm": ModelDefaults(lr=5e-5, batch_size=32, schedule="paper", momentum=0.9, warmup=500),
-    "mlp+sdlm": ModelDefaults(lr=5e-5, batch_size=32, schedule="paper", momentum=0.9, warmup=500),
+    # Batches of 16, the curvature re-estimated every 50 steps: without the re-estimates whole
+    # feature maps died in the first epoch (README).
+    "lenet5+sdlm": ModelDefaults(lr=5e-5, batch_size=16, schedule="paper", momentum=0.9, warmup=500, sdlm_every=50),
+    "lenet5-relu+sdlm": ModelDefaults(lr=5e-5, batch_size=16, schedule="paper", momentum=0.9, warmup=500, sdlm_every=50),
+    "mlp+sdlm": ModelDefaults(lr=5e-5, batch_size=16, schedule="paper", momentum=0.9, warmup=500, sdlm_every=50),
     "lenet5-relu": ModelDefaults(lr=0.02, batch_size=64, schedule="cosine", weight_decay=5e-4),
     "mlp": ModelDefaults(lr=0.05, batch_size=64, schedule="cosine", weight_decay=5e-4),
 }
@@ -584,6 +587,7 @@ def _parser() -> argparse.ArgumentParser:
     defaults = "; ".join(
         f"{name}: lr {d.lr:g}, batch {d.batch_size}, {d.schedule} schedule, warm-up {d.warmup} steps, momentum {d.momentum:g}, "
         f"weight decay {d.weight_decay:g}, distortions {'on' if d.distort else 'off'}"
+        + (f", curvature every {d.sdlm_every} steps" if d.sdlm_every else "")
         for name, d in DEFAULTS.items()
     )
     parser = argparse.ArgumentParser(
@@ -614,7 +618,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="training images used to estimate the curvature (default 500)")
     parser.add_argument("--sdlm-every", "--sdlm_every", dest="sdlm_every", type=int, metavar="STEPS",
                         help="SDLM: re-estimate the curvature every STEPS steps as well, on the images about to be "
-                        "trained on (0: once per epoch, the paper's; default 0)")
+                        "trained on (0: once per epoch, the paper's; default: per model, below)")
     parser.add_argument("--momentum", type=float, help="momentum in [0, 1)")
     parser.add_argument("--weight-decay", "--weight_decay", dest="weight_decay", type=float, metavar="WD", help="L2 weight decay")
     parser.add_argument("--seed", type=int, help="seeds the initial weights and the batch order (default: 0)")
@@ -655,6 +659,7 @@ def _config_from_flags(args: argparse.Namespace) -> TrainConfig:
         "weight_decay": defaults.weight_decay,
         "warmup": defaults.warmup,
         "distort": defaults.distort,
+        "sdlm_every": defaults.sdlm_every,
         "optimizer": optimizer,
         "threads": default_threads(),
     }
@@ -720,7 +725,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] = sys.stdout, std
         + (f" (each {config.repeat} times per epoch)" if config.repeat > 1 else "")
         + f" and {data.test_y.shape[0]:,} test images; "
         + (f"momentum SGD, batch {config.batch_size}, lr {config.lr:g}" if config.optimizer == "momentum"
-           else f"SDLM (mu {config.sdlm_mu:g}), batch {config.batch_size}, eta {config.lr:g}")
+           else f"SDLM (mu {config.sdlm_mu:g}, curvature every {config.sdlm_every or 'epoch'}"
+           + (" steps" if config.sdlm_every else "") + f"), batch {config.batch_size}, eta {config.lr:g}")
         + f" ({config.schedule}, warm-up {config.warmup} steps), "
         f"momentum {config.momentum:g}, weight decay {config.weight_decay:g}, {config.threads} thread(s), seed {config.seed}"
         + (f", distortions {attrs.asdict(config.distortion_ranges)}" if config.distort else "")
