@@ -725,8 +725,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] = sys.stdout, std
         + (f" (each {config.repeat} times per epoch)" if config.repeat > 1 else "")
         + f" and {data.test_y.shape[0]:,} test images; "
         + (f"momentum SGD, batch {config.batch_size}, lr {config.lr:g}" if config.optimizer == "momentum"
-           else f"SDLM (mu {config.sdlm_mu:g}, curvature every {config.sdlm_every or 'epoch'}"
-           + (" steps" if config.sdlm_every else "") + f"), batch {config.batch_size}, eta {config.lr:g}")
+           else f"SDLM (mu {config.sdlm_mu:g}, curvature every {f'{config.sdlm_every} steps' if config.sdlm_every else 'epoch'}), "
+           f"batch {config.batch_size}, eta {config.lr:g}")
         + f" ({config.schedule}, warm-up {config.warmup} steps), "
         f"momentum {config.momentum:g}, weight decay {config.weight_decay:g}, {config.threads} thread(s), seed {config.seed}"
         + (f", distortions {attrs.asdict(config.distortion_ranges)}" if config.distort else "")
