@@ -613,8 +613,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, metavar="STEPS", help="steps of linear learning-rate warm-up at the start")
     parser.add_argument("--optimizer", choices=list(OPTIMIZERS), help="momentum SGD, or SDLM: per-parameter rates "
                         "lr / (mu + h_kk) from the Gauss-Newton curvature, re-estimated before every epoch "
-                        "(LeCun et al. 1998) and every --sdlm-every steps, used as the steps of momentum SGD; with sdlm, --lr is eta (the "
-                        "paper's 5e-4 is for --momentum 0)")
+                        "(LeCun et al. 1998) and every --sdlm-every steps, used as the steps of momentum SGD (by "
+                        "default with momentum 0, the paper's steps); with sdlm, --lr is eta")
     parser.add_argument("--sdlm-mu", "--sdlm_mu", dest="sdlm_mu", type=float, metavar="MU", help=f"SDLM's damping (default {SDLM_MU})")
     parser.add_argument("--sdlm-samples", "--sdlm_samples", dest="sdlm_samples", type=int, metavar="N",
                         help="training images used to estimate the curvature (default 500)")
