@@ -496,7 +496,7 @@ def fit(
                 new_order = epoch_order(count * config.repeat, rng) % count  # every image `repeat` times
                 state = attrs.evolve(state, order=new_order, progress=EpochProgress(), rng_state=dict(rng.bit_generator.state), curvature=None)
             order = state.order
-            assert order is not None  # set just above
+            assert order is not None  # set just above, or restored by a resume
             epoch = state.epoch
 
             def batch_inputs(numbered: tuple[int, IntArray]) -> tuple[IntArray, FloatArray]:
@@ -509,7 +509,7 @@ def fit(
             numbered_batches = enumerate(minibatches(order, config.batch_size, start=state.progress.batch), state.progress.batch)
             for rows, x in prefetched(batch_inputs, numbered_batches, ahead=config.distort and workers.threads > 1):
                 started = time.perf_counter()
-                if config.optimizer == "sdlm" and (state.curvature is None or config.sdlm_every and state.progress.batch % config.sdlm_every == 0):
+                if config.optimizer == "sdlm" and (state.curvature is None or (config.sdlm_every and state.progress.batch % config.sdlm_every == 0)):
                     # on the images about to be trained on (wrapping round to the epoch's start)
                     ahead = state.progress.batch * config.batch_size + np.arange(min(config.sdlm_samples, order.shape[0]))
                     sample = order[ahead % order.shape[0]]
