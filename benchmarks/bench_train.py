@@ -19,6 +19,7 @@ This is a measurement, not a test: run it on a quiet machine.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import threading
@@ -30,12 +31,14 @@ from typing import Any
 import attrs
 import numpy as np
 
-from lenet_fn import models, ops, reference
+from lenet_fn import ops, reference
 from lenet_fn.augment import distort
 from lenet_fn.data import load_mnist, repository_dataset_dir
-from lenet_fn.models import C3_TABLE, LENET5, MODELS, Model
+from lenet_fn.models import C3_TABLE, LENET5, MODELS, lenet5_backward
 from lenet_fn.optim import momentum_init, momentum_step
 from lenet_fn.parallel import Workers, default_threads
+from lenet_fn.protocol import Model
+from lenet_fn.rules import BACKWARD, ReverseRules
 from lenet_fn.runtime import reuse_freed_memory
 from lenet_fn.train import DEFAULTS, forward_backward, predict_outputs
 
@@ -69,29 +72,26 @@ def step_images_per_second(model: Model[Any], x: np.ndarray[Any, Any], labels: n
 
 
 @contextmanager
-def patched_ops(replacements: dict[str, Callable[..., Any]]) -> Iterator[None]:
-    """Within the block, ``lenet_fn.ops`` has ``replacements``, and the models' backward walk uses them.
-
-    The models call their backward ops through ``models.BACKWARD``, a table made at import time, so
-    it is rebuilt from the patched module and restored afterwards.
-    """
+def patched_ops(replacements: dict[str, Callable[..., Any]]) -> Iterator[ReverseRules]:
+    """Within the block, ``lenet_fn.ops`` has ``replacements``; yields the reverse rules made of the
+    block's backwards, for ``lenet5_with``."""
     originals = {name: getattr(ops, name) for name in replacements}
-    original_table = models.BACKWARD
     for name, function in replacements.items():
         setattr(ops, name, function)
-    models.BACKWARD = attrs.evolve(
-        original_table, **{field.name: getattr(ops, f"{field.name}_backward") for field in attrs.fields(type(original_table))}
-    )
     try:
-        yield
+        yield attrs.evolve(BACKWARD, **{field.name: getattr(ops, f"{field.name}_backward") for field in attrs.fields(ReverseRules)})
     finally:
         for name, function in originals.items():
             setattr(ops, name, function)
-        models.BACKWARD = original_table
+
+
+def lenet5_with(rules: ReverseRules) -> Model[Any]:
+    """LeNet-5 whose backward walk takes ``rules`` (passed as a parameter: nothing global changes)."""
+    return attrs.evolve(LENET5, backward=functools.partial(lenet5_backward, rules=rules))
 
 
 @contextmanager
-def timed_ops() -> Iterator[list[tuple[str, float]]]:
+def timed_ops() -> Iterator[tuple[list[tuple[str, float]], ReverseRules]]:
     """Wraps every ``*_forward``/``*_backward`` of ``lenet_fn.ops``; records (name, seconds) of outermost calls."""
     records: list[tuple[str, float]] = []
     depth = threading.local()
@@ -111,18 +111,20 @@ def timed_ops() -> Iterator[list[tuple[str, float]]]:
 
         return timed
 
-    with patched_ops({name: wrap(name, function) for name, function in originals.items()}):
-        yield records
+    with patched_ops({name: wrap(name, function) for name, function in originals.items()}) as rules:
+        yield records, rules
 
 
-def layer_breakdown(model: Model[Any], x: np.ndarray[Any, Any], labels: np.ndarray[Any, Any], repeats: int = 5) -> list[tuple[str, float, float]]:
+def layer_breakdown(x: np.ndarray[Any, Any], labels: np.ndarray[Any, Any], repeats: int = 5) -> list[tuple[str, float, float]]:
+    """(layer and op, forward seconds, backward seconds) of every op call of one LeNet-5 step."""
+    model = LENET5
     params = model.init(np.random.default_rng(0))
     forward_backward(model, params, x, labels)
     totals: dict[int, list[float]] = {}
     names: list[str] = []
     for _ in range(repeats):
-        with timed_ops() as records:
-            forward_backward(model, params, x, labels)
+        with timed_ops() as (records, rules):
+            forward_backward(lenet5_with(rules), params, x, labels)
         forwards = [(name, seconds) for name, seconds in records if name.endswith("_forward")]
         backwards = [seconds for name, seconds in records if name.endswith("_backward")]
         names = [name.removesuffix("_forward") for name, _ in forwards]
@@ -182,10 +184,11 @@ def _loop_ops() -> dict[str, Callable[..., Any]]:
 
 
 @contextmanager
-def loop_references() -> Iterator[None]:
-    """Within the block, the models run on the loop references (partial_conv2d uses conv2d)."""
-    with patched_ops(_loop_ops()):
-        yield
+def loop_references() -> Iterator[Model[Any]]:
+    """Within the block, the ops run on the loop references (partial_conv2d uses conv2d); yields
+    LeNet-5 with the matching reverse rules."""
+    with patched_ops(_loop_ops()) as rules:
+        yield lenet5_with(rules)
 
 
 def op_speedups(batch: int, rng: np.random.Generator) -> list[tuple[str, float, float]]:
@@ -351,7 +354,7 @@ def main() -> int:
     print(f"\nLeNet-5 per layer, one thread, batch {args.batch_size} (ms)")
     print(f"  {'layer':<32} {'forward':>8} {'backward':>9}")
     total_forward = total_backward = 0.0
-    for label, forward_seconds, backward_seconds in layer_breakdown(LENET5, x5, labels):
+    for label, forward_seconds, backward_seconds in layer_breakdown(x5, labels):
         print(f"  {label:<32} {1e3 * forward_seconds:8.2f} {1e3 * backward_seconds:9.2f}")
         total_forward, total_backward = total_forward + forward_seconds, total_backward + backward_seconds
     print(f"  {'sum of the layers':<32} {1e3 * total_forward:8.2f} {1e3 * total_backward:9.2f}")
@@ -359,8 +362,8 @@ def main() -> int:
     print(f"\nfast ops against the loop references, forward + backward, batch {args.batch_size} (ms)")
     for label, fast, loop in op_speedups(args.batch_size, rng):
         print(f"  {label:<24} fast {1e3 * fast:8.2f}   loops {1e3 * loop:9.1f}   speed-up {loop / fast:7.0f}x")
-    with loop_references():
-        loops = step_images_per_second(LENET5, x5, labels, Workers(1), 1)
+    with loop_references() as loop_lenet5:
+        loops = step_images_per_second(loop_lenet5, x5, labels, Workers(1), 1)
     print(f"  whole LeNet-5 step: {ours['lenet5']:.0f} images/s fast, {loops:.0f} images/s with the loop references "
           f"({ours['lenet5'] / loops:.0f}x; {60000 / loops:.0f} s per epoch)")
 

@@ -15,6 +15,7 @@ import numpy.typing as npt
 FloatArray: TypeAlias = npt.NDArray[np.floating[Any]]
 IntArray: TypeAlias = npt.NDArray[np.integer[Any]]
 FloatDType: TypeAlias = np.dtype[np.floating[Any]]
+ByteArray: TypeAlias = npt.NDArray[np.uint8]
 
 ArrayT = TypeVar("ArrayT", bound=npt.NDArray[Any])
 

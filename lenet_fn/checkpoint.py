@@ -20,7 +20,8 @@ import numpy as np
 import numpy.typing as npt
 
 from lenet_fn.atomic import write_atomically
-from lenet_fn.models import Model, get_model
+from lenet_fn.models import get_model
+from lenet_fn.protocol import Model
 from lenet_fn.params import tree_flatten_with_paths, tree_unflatten_with_paths
 
 Tree = TypeVar("Tree")

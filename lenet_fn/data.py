@@ -21,10 +21,9 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from lenet_fn.arrays import FloatArray, IntArray, check_float_dtype, check_int
+from lenet_fn.arrays import ByteArray, FloatArray, IntArray, check_float_dtype, check_int
 from lenet_fn.atomic import write_atomically
 
-ByteArray = npt.NDArray[np.uint8]
 
 
 class DatasetError(ValueError):

@@ -14,9 +14,9 @@ import numpy as np
 from lenet_fn.checkpoint import CheckpointError, load_model
 from lenet_fn.data import DatasetError, load_or_download_mnist
 from lenet_fn.metrics import ClassificationReport, classification_report, format_confusion, format_report
-from lenet_fn.models import Model
 from lenet_fn.parallel import Workers, default_threads
 from lenet_fn.params import tree_leaves
+from lenet_fn.protocol import Model
 from lenet_fn.runtime import reuse_freed_memory
 from lenet_fn.train import predict_outputs
 

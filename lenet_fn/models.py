@@ -9,17 +9,16 @@ preprocessing and its loss, for training code that works with any of them.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 
 from lenet_fn import curvature, losses, ops
-from lenet_fn.arrays import FloatArray, FloatDType, IntArray, check_float_array, check_float_dtype, check_rng
+from lenet_fn.arrays import ByteArray, FloatArray, FloatDType, check_float_array, check_float_dtype, check_rng
 from lenet_fn.bitmaps import rbf_centers
-from lenet_fn.data import ByteArray, prepare_images, standardized_range
+from lenet_fn.data import prepare_images, standardized_range
 from lenet_fn.params import (
     Conv2dParams,
     LeNet5Params,
@@ -32,8 +31,8 @@ from lenet_fn.params import (
     init_linear,
     init_subsample,
 )
-
-P = TypeVar("P")
+from lenet_fn.protocol import Model, import_model, predict_largest, predict_smallest
+from lenet_fn.rules import BACKWARD, CURVATURE, ReverseRules, curvature_rules
 
 # LeNet-5's C3 connection table (LeCun et al. 1998, Table I): row k lists the S2 maps feeding C3 map k.
 _C3_INPUTS = (
@@ -58,62 +57,6 @@ def _check_images(x: object, shape: tuple[int, ...], layout: str) -> FloatArray:
     if x.shape[1:] != shape:
         raise ValueError(f"x: expected shape (N, {', '.join(map(str, shape))}), got {x.shape}")
     return x
-
-
-def predict_smallest(outputs: FloatArray) -> IntArray:
-    """The class of the smallest output (RBF distances), shape (N,)."""
-    labels: IntArray = np.argmin(outputs, axis=1)
-    return labels
-
-
-def predict_largest(outputs: FloatArray) -> IntArray:
-    """The class of the largest output (logits), shape (N,)."""
-    labels: IntArray = np.argmax(outputs, axis=1)
-    return labels
-
-
-@attrs.frozen
-class ReversePass:
-    """The per-op functions of a backward traversal of a model.
-
-    The gradient (``BACKWARD``) and the Gauss-Newton curvature (``CURVATURE``, for SDLM) walk a
-    model's layers in the same reverse order with the same caches; each model writes that walk
-    once, taking one of these tables.
-    """
-
-    linear: Callable[..., tuple[FloatArray | None, FloatArray, FloatArray]]
-    conv2d: Callable[..., tuple[FloatArray | None, FloatArray, FloatArray]]
-    partial_conv2d: Callable[..., tuple[FloatArray | None, FloatArray, FloatArray]]
-    subsample: Callable[..., tuple[FloatArray, FloatArray, FloatArray]]
-    max_pool2d: Callable[..., FloatArray]
-    flatten: Callable[..., FloatArray]
-    squash: Callable[..., FloatArray]
-    relu: Callable[..., FloatArray]
-    rbf: Callable[..., tuple[FloatArray, FloatArray]]
-
-
-BACKWARD = ReversePass(
-    linear=ops.linear_backward,
-    conv2d=ops.conv2d_backward,
-    partial_conv2d=ops.partial_conv2d_backward,
-    subsample=ops.subsample_backward,
-    max_pool2d=ops.max_pool2d_backward,
-    flatten=ops.flatten_backward,
-    squash=ops.squash_backward,
-    relu=ops.relu_backward,
-    rbf=ops.rbf_backward,
-)
-CURVATURE = ReversePass(
-    linear=curvature.linear_curvature,
-    conv2d=curvature.conv2d_curvature,
-    partial_conv2d=curvature.partial_conv2d_curvature,
-    subsample=curvature.subsample_curvature,
-    max_pool2d=curvature.max_pool2d_curvature,
-    flatten=curvature.flatten_curvature,
-    squash=curvature.squash_curvature,
-    relu=curvature.relu_curvature,
-    rbf=curvature.rbf_curvature,
-)
 
 
 def _required(value: FloatArray | None) -> FloatArray:
@@ -205,23 +148,31 @@ def lenet5_forward(params: LeNet5Params, x: FloatArray) -> tuple[FloatArray, LeN
     return distances, cache
 
 
-def _lenet5_reverse(
-    upstream: FloatArray, cache: LeNet5Cache, step: ReversePass, rbf_options: dict[str, FloatArray] | None = None
-) -> LeNet5Params:
-    d, _ = step.rbf(upstream, cache.rbf, **(rbf_options or {}))
-    d = step.squash(d, cache.f6_squash)
-    d_x, d_f6_w, d_f6_b = step.linear(d, cache.f6)
-    d = step.flatten(_required(d_x), cache.flatten)
-    d = step.squash(d, cache.c5_squash)
-    d_x, d_c5_w, d_c5_b = step.conv2d(d, cache.c5)
-    d = step.squash(_required(d_x), cache.s4_squash)
-    d, d_s4_coeff, d_s4_bias = step.subsample(d, cache.s4)
-    d = step.squash(d, cache.c3_squash)
-    d_x, d_c3_w, d_c3_b = step.partial_conv2d(d, cache.c3)
-    d = step.squash(_required(d_x), cache.s2_squash)
-    d, d_s2_coeff, d_s2_bias = step.subsample(d, cache.s2)
-    d = step.squash(d, cache.c1_squash)
-    _, d_c1_w, d_c1_b = step.conv2d(d, cache.c1, input_grad=False)
+def lenet5_backward(d_distances: FloatArray, cache: LeNet5Cache, *, rules: ReverseRules = BACKWARD) -> LeNet5Params:
+    """Gradients of every LeNet-5 parameter from the gradient of the RBF distances.
+
+    Args:
+        d_distances: upstream gradient, shape (N, 10).
+        cache: from ``lenet5_forward``.
+        rules: the per-op rules of the walk (``rules.BACKWARD``: the gradient).
+
+    Returns:
+        The gradients, a ``LeNet5Params`` tree.
+    """
+    d, _ = rules.rbf(d_distances, cache.rbf)
+    d = rules.squash(d, cache.f6_squash)
+    d_x, d_f6_w, d_f6_b = rules.linear(d, cache.f6)
+    d = rules.flatten(d_x, cache.flatten)
+    d = rules.squash(d, cache.c5_squash)
+    d_x, d_c5_w, d_c5_b = rules.conv2d(d, cache.c5)
+    d = rules.squash(d_x, cache.s4_squash)
+    d, d_s4_coeff, d_s4_bias = rules.subsample(d, cache.s4)
+    d = rules.squash(d, cache.c3_squash)
+    d_x, d_c3_w, d_c3_b = rules.partial_conv2d(d, cache.c3)
+    d = rules.squash(d_x, cache.s2_squash)
+    d, d_s2_coeff, d_s2_bias = rules.subsample(d, cache.s2)
+    d = rules.squash(d, cache.c1_squash)
+    _, d_c1_w, d_c1_b = rules.conv2d(d, cache.c1, input_grad=False)
     return LeNet5Params(
         c1=Conv2dParams(w=d_c1_w, b=d_c1_b),
         s2=SubsampleParams(coeff=d_s2_coeff, bias=d_s2_bias),
@@ -230,19 +181,6 @@ def _lenet5_reverse(
         c5=Conv2dParams(w=d_c5_w, b=d_c5_b),
         f6=LinearParams(w=d_f6_w, b=d_f6_b),
     )
-
-
-def lenet5_backward(d_distances: FloatArray, cache: LeNet5Cache) -> LeNet5Params:
-    """Gradients of every LeNet-5 parameter from the gradient of the RBF distances.
-
-    Args:
-        d_distances: upstream gradient, shape (N, 10).
-        cache: from ``lenet5_forward``.
-
-    Returns:
-        The gradients, a ``LeNet5Params`` tree.
-    """
-    return _lenet5_reverse(d_distances, cache, BACKWARD)
 
 
 def lenet5_curvature(h_distances: FloatArray, d_distances: FloatArray, cache: LeNet5Cache) -> LeNet5Params:
@@ -257,7 +195,7 @@ def lenet5_curvature(h_distances: FloatArray, d_distances: FloatArray, cache: Le
     Returns:
         The curvatures, a ``LeNet5Params`` tree.
     """
-    return _lenet5_reverse(h_distances, cache, CURVATURE, {"d_out": d_distances})
+    return lenet5_backward(h_distances, cache, rules=curvature_rules(d_out=d_distances))
 
 
 # --------------------------------------------------------------------------------------------
@@ -327,19 +265,29 @@ def lenet5_relu_forward(params: LeNet5ReluParams, x: FloatArray) -> tuple[FloatA
     return logits, LeNet5ReluCache(c1, c1_relu, s2, c3, c3_relu, s4, c5, c5_relu, flatten, f6, f6_relu, output)
 
 
-def _lenet5_relu_reverse(upstream: FloatArray, cache: LeNet5ReluCache, step: ReversePass) -> LeNet5ReluParams:
-    d_x, d_out_w, d_out_b = step.linear(upstream, cache.output)
-    d = step.relu(_required(d_x), cache.f6_relu)
-    d_x, d_f6_w, d_f6_b = step.linear(d, cache.f6)
-    d = step.flatten(_required(d_x), cache.flatten)
-    d = step.relu(d, cache.c5_relu)
-    d_x, d_c5_w, d_c5_b = step.conv2d(d, cache.c5)
-    d = step.max_pool2d(_required(d_x), cache.s4)
-    d = step.relu(d, cache.c3_relu)
-    d_x, d_c3_w, d_c3_b = step.conv2d(d, cache.c3)
-    d = step.max_pool2d(_required(d_x), cache.s2)
-    d = step.relu(d, cache.c1_relu)
-    _, d_c1_w, d_c1_b = step.conv2d(d, cache.c1, input_grad=False)
+def lenet5_relu_backward(d_logits: FloatArray, cache: LeNet5ReluCache, *, rules: ReverseRules = BACKWARD) -> LeNet5ReluParams:
+    """Gradients of every parameter of the ReLU variant from the gradient of its logits.
+
+    Args:
+        d_logits: upstream gradient, shape (N, 10).
+        cache: from ``lenet5_relu_forward``.
+        rules: the per-op rules of the walk (``rules.BACKWARD``: the gradient).
+
+    Returns:
+        The gradients, a ``LeNet5ReluParams`` tree.
+    """
+    d_x, d_out_w, d_out_b = rules.linear(d_logits, cache.output)
+    d = rules.relu(d_x, cache.f6_relu)
+    d_x, d_f6_w, d_f6_b = rules.linear(d, cache.f6)
+    d = rules.flatten(d_x, cache.flatten)
+    d = rules.relu(d, cache.c5_relu)
+    d_x, d_c5_w, d_c5_b = rules.conv2d(d, cache.c5)
+    d = rules.max_pool2d(d_x, cache.s4)
+    d = rules.relu(d, cache.c3_relu)
+    d_x, d_c3_w, d_c3_b = rules.conv2d(d, cache.c3)
+    d = rules.max_pool2d(d_x, cache.s2)
+    d = rules.relu(d, cache.c1_relu)
+    _, d_c1_w, d_c1_b = rules.conv2d(d, cache.c1, input_grad=False)
     return LeNet5ReluParams(
         c1=Conv2dParams(w=d_c1_w, b=d_c1_b),
         c3=Conv2dParams(w=d_c3_w, b=d_c3_b),
@@ -349,25 +297,12 @@ def _lenet5_relu_reverse(upstream: FloatArray, cache: LeNet5ReluCache, step: Rev
     )
 
 
-def lenet5_relu_backward(d_logits: FloatArray, cache: LeNet5ReluCache) -> LeNet5ReluParams:
-    """Gradients of every parameter of the ReLU variant from the gradient of its logits.
-
-    Args:
-        d_logits: upstream gradient, shape (N, 10).
-        cache: from ``lenet5_relu_forward``.
-
-    Returns:
-        The gradients, a ``LeNet5ReluParams`` tree.
-    """
-    return _lenet5_relu_reverse(d_logits, cache, BACKWARD)
-
-
 def lenet5_relu_curvature(h_logits: FloatArray, d_logits: FloatArray, cache: LeNet5ReluCache) -> LeNet5ReluParams:
     """The Gauss-Newton curvature (diagonal) of every parameter of the ReLU variant, summed over the batch.
 
     ``d_logits`` is unused: the output layer is linear, with no curvature of its own.
     """
-    return _lenet5_relu_reverse(h_logits, cache, CURVATURE)
+    return lenet5_relu_backward(h_logits, cache, rules=CURVATURE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -424,28 +359,25 @@ def mlp_forward(params: MLPParams, x: FloatArray) -> tuple[FloatArray, MLPCache]
     return a, MLPCache(linear=tuple(linear_caches), relu=tuple(relu_caches))
 
 
-def _mlp_reverse(upstream: FloatArray, cache: MLPCache, step: ReversePass) -> MLPParams:
-    d = upstream
-    layers: list[LinearParams] = []
-    for index in reversed(range(len(cache.linear))):
-        d_x, d_w, d_b = step.linear(d, cache.linear[index], input_grad=index > 0)
-        layers.append(LinearParams(w=d_w, b=d_b))
-        if index > 0:
-            d = step.relu(_required(d_x), cache.relu[index - 1])
-    return MLPParams(layers=tuple(reversed(layers)))
-
-
-def mlp_backward(d_logits: FloatArray, cache: MLPCache) -> MLPParams:
+def mlp_backward(d_logits: FloatArray, cache: MLPCache, *, rules: ReverseRules = BACKWARD) -> MLPParams:
     """Gradients of every MLP parameter from the gradient of its logits.
 
     Args:
         d_logits: upstream gradient, shape (N, out).
         cache: from ``mlp_forward``.
+        rules: the per-op rules of the walk (``rules.BACKWARD``: the gradient).
 
     Returns:
         The gradients, an ``MLPParams`` tree.
     """
-    return _mlp_reverse(d_logits, cache, BACKWARD)
+    d = d_logits
+    layers: list[LinearParams] = []
+    for index in reversed(range(len(cache.linear))):
+        d_x, d_w, d_b = rules.linear(d, cache.linear[index], input_grad=index > 0)
+        layers.append(LinearParams(w=d_w, b=d_b))
+        if index > 0:
+            d = rules.relu(_required(d_x), cache.relu[index - 1])
+    return MLPParams(layers=tuple(reversed(layers)))
 
 
 def mlp_curvature(h_logits: FloatArray, d_logits: FloatArray, cache: MLPCache) -> MLPParams:
@@ -453,43 +385,11 @@ def mlp_curvature(h_logits: FloatArray, d_logits: FloatArray, cache: MLPCache) -
 
     ``d_logits`` is unused: the output layer is linear, with no curvature of its own.
     """
-    return _mlp_reverse(h_logits, cache, CURVATURE)
+    return mlp_backward(h_logits, cache, rules=CURVATURE)
 
 
 # --------------------------------------------------------------------------------------------
 # the registry
-
-
-@attrs.frozen
-class Model(Generic[P]):
-    """A model with everything training needs.
-
-    Attributes:
-        name: the CLI name (``--model``).
-        summary: one line for ``--help``.
-        init: ``init(rng, dtype=...)`` -> params.
-        forward: ``forward(params, x)`` -> ``(outputs, cache)``.
-        backward: ``backward(d_outputs, cache)`` -> grads (a tree like params).
-        loss_forward: ``loss_forward(outputs, labels)`` -> ``(loss, cache)``.
-        loss_backward: ``loss_backward(cache)`` -> ``d_outputs``.
-        curvature: ``curvature(h_outputs, d_outputs, cache)`` -> Gauss-Newton diagonal (a tree like
-            params), from the loss's curvature and gradient in the outputs.
-        loss_curvature: ``loss_curvature(loss_cache)`` -> the loss Hessian's diagonal in the outputs.
-        predict: ``predict(outputs)`` -> class labels (N,).
-        prepare: ``prepare(images, dtype)`` turns uint8 images (N, 28, 28) into the model's input.
-    """
-
-    name: str
-    summary: str
-    init: Callable[..., P]
-    forward: Callable[[P, FloatArray], tuple[FloatArray, Any]]
-    backward: Callable[[FloatArray, Any], P]
-    loss_forward: Callable[[FloatArray, IntArray], tuple[float, Any]]
-    loss_backward: Callable[[Any], FloatArray]
-    curvature: Callable[[FloatArray, FloatArray, Any], P]
-    loss_curvature: Callable[[Any], FloatArray]
-    predict: Callable[[FloatArray], IntArray]
-    prepare: Callable[[ByteArray, npt.DTypeLike], FloatArray]
 
 
 def _prepare_lenet5(images: ByteArray, dtype: npt.DTypeLike) -> FloatArray:
@@ -550,7 +450,10 @@ MODELS: dict[str, Model[Any]] = {model.name: model for model in (LENET5, LENET5_
 
 
 def get_model(name: str) -> Model[Any]:
-    """The registered model called ``name`` (``lenet5``, ``lenet5-relu`` or ``mlp``)."""
-    if name not in MODELS:
-        raise ValueError(f"model: expected one of {', '.join(MODELS)}, got {name!r}")
-    return MODELS[name]
+    """The model called ``name``: a built-in (``lenet5``, ``lenet5-relu``, ``mlp``) or the import path
+    of a ``Model`` of your own, ``package.module:NAME`` (imported; its ``name`` becomes the path)."""
+    if name in MODELS:
+        return MODELS[name]
+    if isinstance(name, str) and ":" in name:
+        return import_model(name)
+    raise ValueError(f"model: expected one of {', '.join(MODELS)} or an import path module:NAME, got {name!r}")

@@ -1,7 +1,10 @@
-"""Stateless SGD with momentum: ``velocity = momentum_init(params)``, then ``momentum_step`` per batch."""
+"""Stateless SGD with momentum (``velocity = momentum_init(params)``, then ``momentum_step`` per batch),
+SDLM's per-parameter rates, and the learning-rate schedules."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import TypeVar
 
 import numpy as np
@@ -122,3 +125,13 @@ def sdlm_learning_rates(curvature: Tree, *, eta: float, mu: float = SDLM_MU) -> 
             raise ValueError(f"curvature.{path}: expected non-negative values, got a minimum of {leaf.min()}")
     rates: Tree = tree_unflatten(treedef, [frozen(eta / (mu + leaf)) for leaf in leaves])
     return rates
+
+
+SCHEDULES: dict[str, Callable[[int, int], float]] = {
+    # LeCun et al. 1998's global rate for SDLM, as multiples of its first value:
+    # 5e-4 for 2 passes, 2e-4 for 3, 1e-4 for 3, 5e-5 for 4, then 1e-5.
+    "paper": lambda epoch, epochs: 1.0 if epoch < 2 else 0.4 if epoch < 5 else 0.2 if epoch < 8 else 0.1 if epoch < 12 else 0.02,
+    "constant": lambda epoch, epochs: 1.0,
+    "cosine": lambda epoch, epochs: 0.5 * (1.0 + math.cos(math.pi * epoch / epochs)),
+}
+"""Learning-rate multipliers by epoch (0-based) of a run of ``epochs``: ``lr * SCHEDULES[name](epoch, epochs)``."""

@@ -19,8 +19,9 @@ import numpy as np
 
 from lenet_fn.checkpoint import CheckpointError, load_model
 from lenet_fn.images import ImageError, mnist_style, read_image
-from lenet_fn.models import LENET5, Model
+from lenet_fn.models import LENET5
 from lenet_fn.params import tree_leaves
+from lenet_fn.protocol import Model
 from lenet_fn.shipped import pretrained, pretrained_path
 
 

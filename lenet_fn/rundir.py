@@ -19,7 +19,8 @@ from lenet_fn.atomic import write_atomically
 from lenet_fn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from lenet_fn.models import get_model
 from lenet_fn.params import tree_flatten_with_paths
-from lenet_fn.train import EpochMetrics, EpochProgress, TrainConfig, TrainState
+from lenet_fn.config import TrainConfig
+from lenet_fn.state import EpochMetrics, EpochProgress, TrainState
 
 LAST = "last.npz"
 BEST = "best.npz"

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from lenet_fn.gradcheck import numerical_gradient, numerical_vjp, relative_error
-from lenet_fn.models import C3_TABLE, LENET5, MODELS, Model, get_model, init_lenet5
+from lenet_fn.models import C3_TABLE, LENET5, MODELS, get_model, init_lenet5
+from lenet_fn.protocol import Model
 from lenet_fn.params import tree_flatten, tree_flatten_with_paths, tree_paths, tree_unflatten
 from tests.conftest import GradientRecorder
 
@@ -130,5 +131,5 @@ def test_models_reject_inputs_of_the_wrong_shape(rng: np.random.Generator) -> No
     params = init_lenet5(rng)
     with pytest.raises(ValueError, match=re.escape("x: expected shape (N, 1, 32, 32), got (2, 1, 28, 28)")):
         LENET5.forward(params, np.zeros((2, 1, 28, 28), np.float32))
-    with pytest.raises(ValueError, match="model: expected one of lenet5, lenet5-relu, mlp, got 'lenet6'"):
+    with pytest.raises(ValueError, match="model: expected one of lenet5, lenet5-relu, mlp or an import path module:NAME, got 'lenet6'"):
         get_model("lenet6")

@@ -16,7 +16,7 @@ import attrs
 import numpy as np
 import pytest
 
-from lenet_fn import evaluate, plots, rundir, train
+from lenet_fn import evaluate, loop, plots, rundir, train, train_cli
 from lenet_fn.checkpoint import load_checkpoint
 from lenet_fn.data import load_mnist, repository_dataset_dir
 from lenet_fn.models import LENET5, get_model
@@ -158,7 +158,7 @@ def test_sdlm_estimates_the_curvature_on_the_images_about_to_be_trained_on(
         samples.append((len(steps) // 8, len(steps) % 8, x))
         return real_estimate(model, params, x, labels, **kwargs)
 
-    monkeypatch.setattr(train, "estimate_curvature", recording_estimate)
+    monkeypatch.setattr(loop, "estimate_curvature", recording_estimate)  # what fit calls
     state = train.fit(LENET5, config, data, train.initial_state(LENET5, config), on_batch_end=lambda state: steps.append(state.order))
     assert [(epoch, step) for epoch, step, _ in samples] == [(epoch, step) for epoch in (0, 1) for step in estimated_at]
     for epoch, step, x in samples:
@@ -253,7 +253,7 @@ def test_bad_flags_get_one_line(argv: list[str], message: str, tmp_path: Path) -
 
 
 def test_without_matplotlib_the_run_says_how_to_get_the_plot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(plots, "matplotlib_available", lambda: False)
+    monkeypatch.setattr(train_cli, "matplotlib_available", lambda: False)
     status, out, _ = _run_cli(["--limit", "100", "--epochs", "1", "--batch-size", "50", "--out", str(tmp_path)])
     assert status == 0 and not (tmp_path / "error_rate.png").exists()
     assert out.splitlines()[-1] == f"no error_rate.png: {plots.PLOT_HINT}"

@@ -1,0 +1,251 @@
+"""The command line of ``python -m lenet_fn.train``: flags to a ``TrainConfig``, then ``fit`` with the
+run's files written after every epoch (``lenet_fn.rundir``).
+
+Bad flags, data or checkpoints end in one line on stderr and exit status 2; a diverging run in
+exit status 1; Ctrl-C saves a resumable ``last.npz`` and exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+import numpy as np
+
+from lenet_fn import rundir
+from lenet_fn.augment import DistortionRanges
+from lenet_fn.checkpoint import CheckpointError
+from lenet_fn.config import BUILTIN_MODELS, CUSTOM_DEFAULTS, DEFAULTS, OPTIMIZERS, TrainConfig, defaults_for
+from lenet_fn.data import DatasetError, load_or_download_mnist
+from lenet_fn.loop import check_trainable, fit
+from lenet_fn.models import get_model
+from lenet_fn.optim import SCHEDULES, SDLM_MU
+from lenet_fn.parallel import Workers, default_threads
+from lenet_fn.params import tree_size
+from lenet_fn.plots import PLOT_HINT, matplotlib_available, plot_error_rates
+from lenet_fn.protocol import Model
+from lenet_fn.runtime import reuse_freed_memory
+from lenet_fn.state import EpochMetrics, PreparedData, TrainingDiverged, TrainingInterrupted, TrainState, initial_state, prepare_data
+
+
+class UsageError(Exception):
+    """A bad flag or combination of flags (reported as one line, exit status 2)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    defaults = "; ".join(
+        f"{name}: lr {d.lr:g}, batch {d.batch_size}, {d.schedule} schedule, warm-up {d.warmup} steps, momentum {d.momentum:g}, "
+        f"weight decay {d.weight_decay:g}, distortions {'on' if d.distort else 'off'}"
+        + (f", curvature every {d.sdlm_every} steps" if d.sdlm_every else "")
+        for name, d in {**DEFAULTS, "your own model": CUSTOM_DEFAULTS}.items()
+    )
+    parser = argparse.ArgumentParser(
+        prog="python -m lenet_fn.train",
+        description="Train LeNet-5 (or a variant) on MNIST with momentum SGD. Prints one line per epoch and "
+        "writes best.npz, last.npz, metrics.json and error_rate.png to the run directory.",
+        epilog=f"Defaults per model ({defaults}). Schedules multiply the learning rate per epoch: 'paper' = "
+        "LeCun et al. 1998's steps (x1 for 2 epochs, x0.4 for 3, x0.2 for 3, x0.1 for 4, then x0.02); "
+        "'cosine' = half a cosine from x1 to x0 over the run; 'constant' = x1.",
+    )
+    parser.add_argument("--dataset", type=Path, metavar="PATH",
+                        help="directory with the four MNIST files (.gz or raw); default: the repository's data/mnist, "
+                        "else a download to ~/.cache/lenet_fn/mnist ($LENET_FN_DATA overrides)")
+    parser.add_argument("--model", metavar="MODEL", help=f"network to train: {', '.join(BUILTIN_MODELS)}, or the import path "
+                        "package.module:NAME of a Model of your own (default: lenet5, the paper's)")
+    parser.add_argument("--epochs", type=int, metavar="N", help="passes over the training set (default: 20)")
+    parser.add_argument("--repeat", type=int, metavar="K", help="every training image appears K times per epoch, "
+                        "each time warped afresh with --distort (the paper's 60,000 + 540,000 images per pass: 10; default 1)")
+    parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, metavar="N", help="images per step")
+    parser.add_argument("--lr", type=float, help="base learning rate")
+    parser.add_argument("--schedule", choices=list(SCHEDULES), help="learning-rate schedule over the epochs")
+    parser.add_argument("--warmup", type=int, metavar="STEPS", help="steps of linear learning-rate warm-up at the start")
+    parser.add_argument("--optimizer", choices=list(OPTIMIZERS), help="momentum SGD, or SDLM: per-parameter rates "
+                        "lr / (mu + h_kk) from the Gauss-Newton curvature, re-estimated before every epoch "
+                        "(LeCun et al. 1998) and every --sdlm-every steps, used as the steps of momentum SGD (by "
+                        "default with momentum 0, the paper's steps); with sdlm, --lr is eta")
+    parser.add_argument("--sdlm-mu", "--sdlm_mu", dest="sdlm_mu", type=float, metavar="MU", help=f"SDLM's damping (default {SDLM_MU})")
+    parser.add_argument("--sdlm-samples", "--sdlm_samples", dest="sdlm_samples", type=int, metavar="N",
+                        help="training images used to estimate the curvature (default 500)")
+    parser.add_argument("--sdlm-every", "--sdlm_every", dest="sdlm_every", type=int, metavar="STEPS",
+                        help="SDLM: re-estimate the curvature every STEPS steps as well, on the images about to be "
+                        "trained on (0: once per epoch, the paper's; default: per model, below)")
+    parser.add_argument("--momentum", type=float, help="momentum in [0, 1)")
+    parser.add_argument("--weight-decay", "--weight_decay", dest="weight_decay", type=float, metavar="WD", help="L2 weight decay")
+    parser.add_argument("--seed", type=int, help="seeds the initial weights and the batch order (default: 0)")
+    parser.add_argument("--distort", action=argparse.BooleanOptionalAction, help="warp every training image by a random "
+                        "affine map (translation, scaling, squeezing, horizontal shear), as in the paper (default: on for lenet5)")
+    ranges = DistortionRanges()
+    parser.add_argument("--translate", type=float, metavar="PIXELS", help=f"--distort: shift range per axis (default {ranges.translate:g})")
+    parser.add_argument("--scale", type=float, metavar="FRACTION", help=f"--distort: zoom in 1 +- FRACTION (default {ranges.scale:g})")
+    parser.add_argument("--squeeze", type=float, metavar="FRACTION", help=f"--distort: width x q, height / q, q in 1 +- FRACTION (default {ranges.squeeze:g})")
+    parser.add_argument("--shear", type=float, metavar="FACTOR", help=f"--distort: horizontal shear in +-FACTOR (default {ranges.shear:g})")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: runs/<model>-<date>-<time>; "
+                        "with --resume, the checkpoint's directory)")
+    parser.add_argument("--resume", type=Path, metavar="CKPT", help="continue a run from its last.npz (its settings are kept; "
+                        "--epochs may extend it)")
+    parser.add_argument("--limit", type=int, metavar="N", help="train on the first N training images only (quick tries)")
+    parser.add_argument("--threads", type=int, metavar="N", help=f"worker threads, each batch split into N parts (default: the cores, {default_threads()} here)")
+    parser.add_argument("--dtype", choices=["float32", "float64"], help="floating-point type (default: float32)")
+    return parser
+
+
+_CONFIG_FLAGS = (
+    "model", "repeat", "batch_size", "lr", "schedule", "warmup", "momentum", "weight_decay", "seed", "limit", "threads", "dtype",
+    "optimizer", "sdlm_mu", "sdlm_samples", "sdlm_every", "distort", "translate", "scale", "squeeze", "shear",
+)  # fmt: skip
+
+
+def _config_from_flags(args: argparse.Namespace) -> TrainConfig:
+    model = args.model or "lenet5"
+    optimizer = args.optimizer or "momentum"
+    defaults = defaults_for(model, optimizer)
+    values: dict[str, Any] = {
+        "model": model,
+        "epochs": 20 if args.epochs is None else args.epochs,
+        "batch_size": defaults.batch_size,
+        "lr": defaults.lr,
+        "schedule": defaults.schedule,
+        "momentum": defaults.momentum,
+        "weight_decay": defaults.weight_decay,
+        "warmup": defaults.warmup,
+        "distort": defaults.distort,
+        "sdlm_every": defaults.sdlm_every,
+        "optimizer": optimizer,
+        "threads": default_threads(),
+    }
+    values.update({flag: getattr(args, flag) for flag in _CONFIG_FLAGS if getattr(args, flag) is not None})
+    try:
+        return TrainConfig(**values)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--{str(error).replace('_', '-')}") from None
+
+
+def _resumed_config(args: argparse.Namespace, config: TrainConfig, state: TrainState) -> TrainConfig:
+    for flag in _CONFIG_FLAGS:
+        given = getattr(args, flag)
+        if given is not None and given != getattr(config, flag):
+            raise UsageError(
+                f"--{flag.replace('_', '-')}: the resumed run used {getattr(config, flag)!r}, got {given!r} "
+                "(a resumed run keeps its settings so that it continues exactly)"
+            )
+    if args.epochs is not None:
+        if args.epochs < state.epoch:
+            raise UsageError(f"--epochs: the run has already finished {state.epoch} epochs, got {args.epochs}")
+        config = attrs.evolve(config, epochs=args.epochs)
+    return config
+
+
+def _format_epoch(metrics: EpochMetrics, epochs: int) -> str:
+    return (
+        f"epoch {metrics.epoch:>3}/{epochs}  loss {metrics.loss:.4f}  train error {100 * metrics.train_error:5.2f}%  "
+        f"test error {100 * metrics.test_error:5.2f}%  {metrics.seconds:6.1f} s  {metrics.images_per_second:7.0f} images/s"
+    )
+
+
+def _start(args: argparse.Namespace, stderr: IO[str]) -> tuple[TrainConfig, TrainState, Path, Model[Any], PreparedData]:
+    """The run's settings, its state (fresh or resumed), directory, model and data; ``UsageError``,
+    ``DatasetError``, ``CheckpointError`` or ``OSError`` for bad input."""
+    if args.resume is not None:
+        config, state = rundir.load_state(args.resume)
+        config = _resumed_config(args, config, state)
+        run_dir = args.out or args.resume.parent
+    else:
+        config = _config_from_flags(args)
+        run_dir = args.out or Path("runs") / f"{config.model.replace(':', '-')}-{datetime.now():%Y%m%d-%H%M%S}"
+    try:
+        model = get_model(config.model)
+        check_trainable(model, config)
+    except ValueError as error:
+        raise UsageError(f"--{error}") from None
+    if args.resume is None:
+        state = initial_state(model, config)
+    data = prepare_data(model, load_or_download_mnist(args.dataset, progress=stderr), limit=config.limit, dtype=config.dtype)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return config, state, run_dir, model, data
+
+
+def _describe(config: TrainConfig, state: TrainState, data: PreparedData, resumed: bool) -> str:
+    """The run's first line: the model, the data, the optimiser and its settings."""
+    optimizer = (
+        f"momentum SGD, batch {config.batch_size}, lr {config.lr:g}" if config.optimizer == "momentum"
+        else f"SDLM (mu {config.sdlm_mu:g}, curvature every {f'{config.sdlm_every} steps' if config.sdlm_every else 'epoch'}), "
+        f"batch {config.batch_size}, eta {config.lr:g}"
+    )  # fmt: skip
+    return (
+        f"{config.model}: {tree_size(state.params):,} trainable parameters; {data.train_y.shape[0]:,} training"
+        + (f" (each {config.repeat} times per epoch)" if config.repeat > 1 else "")
+        + f" and {data.test_y.shape[0]:,} test images; {optimizer} ({config.schedule}, warm-up {config.warmup} steps), "
+        f"momentum {config.momentum:g}, weight decay {config.weight_decay:g}, {config.threads} thread(s), seed {config.seed}"
+        + (f", distortions {attrs.asdict(config.distortion_ranges)}" if config.distort else "")
+        + (f"; resuming at epoch {state.epoch + 1}, batch {state.progress.batch + 1}" if resumed else "")
+    )
+
+
+def _epoch_writer(config: TrainConfig, run_dir: Path, stdout: IO[str]) -> Callable[[TrainState, EpochMetrics], None]:
+    """What happens after each epoch: its line, ``last.npz``, ``best.npz`` when it is the best so far,
+    ``metrics.json`` and (with matplotlib) the error-rate plot."""
+    plots = matplotlib_available()
+
+    def on_epoch_end(new_state: TrainState, metrics: EpochMetrics) -> None:
+        print(_format_epoch(metrics, config.epochs), file=stdout)
+        stdout.flush()
+        rundir.save_state(run_dir / rundir.LAST, config, new_state, kind="last")
+        if metrics.test_error <= min(entry.test_error for entry in new_state.history):
+            rundir.save_best(run_dir / rundir.BEST, config, new_state)
+        rundir.write_metrics(run_dir, config, new_state.history)
+        if plots:
+            plot_error_rates([attrs.asdict(entry) for entry in new_state.history], run_dir / rundir.PLOT, title=config.model)
+
+    return on_epoch_end
+
+
+def _train(model: Model[Any], config: TrainConfig, data: PreparedData, state: TrainState, run_dir: Path,
+           stdout: IO[str], stderr: IO[str]) -> TrainState | int:
+    """Runs ``fit``; returns the final state, or the exit status of an interrupted or diverged run."""
+    try:
+        # a diverging run is reported below in one line; numpy's overflow warnings would only add noise
+        with Workers(config.threads) as workers, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if workers.threads != config.threads:
+                print(f"note: BLAS threads cannot be controlled here, so training runs on 1 thread instead of {config.threads}", file=stderr)
+            return fit(model, config, data, state, workers=workers, on_epoch_end=_epoch_writer(config, run_dir, stdout), progress=stderr)
+    except TrainingInterrupted as stop:
+        path = rundir.save_state(run_dir / rundir.LAST, config, stop.state, kind="interrupted")
+        print(
+            f"\ninterrupted at epoch {stop.state.epoch + 1}, batch {stop.state.progress.batch}; saved {path}\n"
+            f"continue with: python -m lenet_fn.train --resume {path}",
+            file=stderr,
+        )
+        return 130
+    except TrainingDiverged as error:
+        last = run_dir / rundir.LAST
+        finished = len(error.state.history)
+        kept = f"{last} (end of epoch {finished}) is the last good checkpoint" if finished else "no checkpoint was written"
+        print(f"error: {error}; training stopped, {kept}. Try a smaller --lr.", file=stderr)
+        return 1
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: IO[str] = sys.stdout, stderr: IO[str] = sys.stderr) -> int:
+    """Runs ``python -m lenet_fn.train``; returns the exit status (0 done, 1 diverged, 2 bad input, 130 Ctrl-C)."""
+    args = _parser().parse_args(argv)
+    try:
+        config, state, run_dir, model, data = _start(args, stderr)
+    except (UsageError, DatasetError, CheckpointError, OSError) as error:
+        print(f"error: {error}", file=stderr)
+        return 2
+    reuse_freed_memory()
+    print(_describe(config, state, data, args.resume is not None), file=stdout)
+    print(f"run directory: {run_dir}", file=stdout)
+    stdout.flush()
+    final = _train(model, config, data, state, run_dir, stdout, stderr)
+    if isinstance(final, int):
+        return final
+    best = min(final.history, key=lambda entry: entry.test_error)
+    print(f"best test error {100 * best.test_error:.2f}% after epoch {best.epoch}; files in {run_dir}", file=stdout)
+    if not matplotlib_available():
+        print(f"no {rundir.PLOT}: {PLOT_HINT}", file=stdout)
+    return 0
