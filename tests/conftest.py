@@ -1,4 +1,4 @@
-"""Shared fixtures, and a report of the largest gradient error seen per op at the end of the run."""
+"""Shared fixtures, and a report of the worst gradient error seen per op at the end of the run."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ _LARGEST_ERRORS: dict[str, float] = {}
 
 
 class GradientRecorder:
-    """Remembers the largest gradient error per op for the end-of-run report."""
+    """Remembers the worst gradient error per op (as a fraction of check_backward's tolerance)."""
 
     def record(self, op: str, error: float) -> float:
         _LARGEST_ERRORS[op] = max(error, _LARGEST_ERRORS.get(op, 0.0))
@@ -31,6 +31,6 @@ def rng() -> np.random.Generator:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not _LARGEST_ERRORS:
         return
-    terminalreporter.section("largest relative gradient error per op (float64, central differences)")
+    terminalreporter.section("worst gradient error per op, as a fraction of the tolerance (float64, central differences)")
     for op, error in sorted(_LARGEST_ERRORS.items()):
         terminalreporter.write_line(f"{op:<24} {error:.2e}")

@@ -29,7 +29,6 @@ class OpCase:
         make_inputs: builds the forward's array arguments from a generator and a dtype.
         forward: runs the forward on those inputs.
         backward: returns the gradients of all inputs, in order.
-        eps: the central-difference step (large where the op is linear in each input).
     """
 
     op: str
@@ -37,7 +36,6 @@ class OpCase:
     make_inputs: Callable[[np.random.Generator, npt.DTypeLike], Inputs]
     forward: Callable[..., tuple[FloatArray, Any]]
     backward: Callable[[FloatArray, Any], tuple[FloatArray, ...]]
-    eps: float = 1e-5
 
     @property
     def id(self) -> str:
@@ -98,7 +96,6 @@ def _conv_case(label: str, x_shape: tuple[int, ...], w_shape: tuple[int, ...], s
         ),
         lambda x, w, b: ops.conv2d_forward(x, w, b, stride=stride, padding=padding),
         lambda d, cache: ops.conv2d_backward(d, cache),
-        eps=1e-3,
     )
 
 
@@ -114,7 +111,6 @@ def _partial_conv_case(label: str, x_shape: tuple[int, ...], table: npt.NDArray[
         ),
         lambda x, w, b: ops.partial_conv2d_forward(x, w, b, table=table, stride=stride, padding=padding),
         lambda d, cache: ops.partial_conv2d_backward(d, cache),
-        eps=1e-3,
     )
 
 
@@ -132,7 +128,6 @@ def _pool_case(op: str, label: str, shape: tuple[int, ...], size: int,
         lambda rng, dtype: (layout(distinct(rng, shape, dtype)),),
         lambda x: forward(x, size=size),
         lambda d, cache: (backward(d, cache),),
-        eps=1e-4,
     )
 
 
@@ -148,7 +143,6 @@ def _subsample_case(label: str, shape: tuple[int, ...], size: int,
         ),
         lambda x, coeff, bias: ops.subsample_forward(x, coeff, bias, size=size),
         ops.subsample_backward,
-        eps=1e-3,
     )
 
 
@@ -182,7 +176,6 @@ OP_CASES: list[OpCase] = [
         lambda rng, dtype: (normal(rng, (3, 5), dtype), normal(rng, (4, 5), dtype), normal(rng, (4,), dtype)),
         ops.linear_forward,
         lambda d, cache: ops.linear_backward(d, cache),
-        eps=1e-3,
     ),
     OpCase(
         "linear",
@@ -190,7 +183,6 @@ OP_CASES: list[OpCase] = [
         lambda rng, dtype: (normal(rng, (1, 7), dtype), normal(rng, (2, 7), dtype), normal(rng, (2,), dtype)),
         ops.linear_forward,
         lambda d, cache: ops.linear_backward(d, cache),
-        eps=1e-3,
     ),
     OpCase(
         "linear",
@@ -202,7 +194,6 @@ OP_CASES: list[OpCase] = [
         ),
         ops.linear_forward,
         lambda d, cache: ops.linear_backward(d, cache),
-        eps=1e-3,
     ),
     _conv_case("batch1-3x3", (1, 1, 5, 5), (2, 1, 3, 3), 1, 0),
     _conv_case("stride2-pad1", (2, 3, 7, 6), (4, 3, 3, 3), 2, 1),
@@ -250,7 +241,6 @@ OP_CASES: list[OpCase] = [
         lambda rng, dtype: (normal(rng, (3, 5), dtype), normal(rng, (4, 5), dtype)),
         ops.rbf_forward,
         ops.rbf_backward,
-        eps=1e-3,
     ),
     OpCase(
         "rbf",
@@ -258,7 +248,6 @@ OP_CASES: list[OpCase] = [
         lambda rng, dtype: (normal(rng, (1, 84), dtype), np.sign(normal(rng, (10, 84), dtype))),
         ops.rbf_forward,
         ops.rbf_backward,
-        eps=1e-3,
     ),
     OpCase(
         "rbf",
@@ -266,7 +255,6 @@ OP_CASES: list[OpCase] = [
         lambda rng, dtype: (strided(normal(rng, (2, 6), dtype)), transposed(normal(rng, (3, 6), dtype))),
         ops.rbf_forward,
         ops.rbf_backward,
-        eps=1e-3,
     ),
     OpCase(
         "flatten",
@@ -274,7 +262,6 @@ OP_CASES: list[OpCase] = [
         lambda rng, dtype: (normal(rng, (2, 3, 4, 5), dtype),),
         ops.flatten_forward,
         lambda d, cache: (ops.flatten_backward(d, cache),),
-        eps=1e-3,
     ),
     OpCase(
         "flatten",
@@ -282,6 +269,5 @@ OP_CASES: list[OpCase] = [
         lambda rng, dtype: (strided(normal(rng, (1, 2, 3, 3), dtype)),),
         ops.flatten_forward,
         lambda d, cache: (ops.flatten_backward(d, cache),),
-        eps=1e-3,
     ),
 ]

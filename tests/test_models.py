@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 
-from lenet_fn.gradcheck import numerical_gradient, numerical_vjp, relative_error
+from lenet_fn.gradcheck import GradientCheckError, check_model_gradients
 from lenet_fn.models import C3_TABLE, LENET5, MODELS, get_model, init_lenet5
 from lenet_fn.protocol import Model
-from lenet_fn.params import tree_flatten, tree_flatten_with_paths, tree_paths, tree_unflatten
+from lenet_fn.params import tree_flatten, tree_flatten_with_paths, tree_paths
 from tests.conftest import GradientRecorder
 
 PAPER_C3 = [
@@ -51,60 +52,29 @@ def _batch(model: Model[Any], rng: np.random.Generator, count: int, dtype: Any) 
     return model.prepare(images, dtype), rng.integers(0, 10, size=count)
 
 
-@pytest.mark.parametrize(("name", "eps"), [("lenet5", 1e-4), ("lenet5-relu", 1e-5), ("mlp", 1e-5)])
-def test_whole_model_gradients_match_central_differences(
-    name: str, eps: float, rng: np.random.Generator, gradients: GradientRecorder
-) -> None:
-    """d loss / d params from the model's backward, against central differences of the model.
-
-    The loss's own gradient (checked in test_losses) is the upstream gradient; the differences are
-    taken output by output (``numerical_vjp``), at 12 random elements of every parameter leaf.
-    The step: LeNet-5's outputs are distances near 84, whose round-off calls for a larger step;
-    the ReLU networks take a small one so that no difference straddles a kink.
-    """
+@pytest.mark.parametrize("name", list(MODELS))
+def test_whole_model_gradients_match_central_differences(name: str, rng: np.random.Generator, gradients: GradientRecorder) -> None:
+    """d loss / d params from the model's backward, at check_model_gradients' defaults: the loss's
+    gradient in the outputs, then 16 random elements of every parameter leaf."""
     model = get_model(name)
     params = model.init(rng, dtype=np.float64)
     x, labels = _batch(model, rng, 3, np.float64)
-    outputs, cache = model.forward(params, x)
-    _, loss_cache = model.loss_forward(outputs, labels)
-    d_outputs = model.loss_backward(loss_cache)
-    grads = model.backward(d_outputs, cache)
-    leaves, treedef = tree_flatten(params)
-    grad_leaves, grad_treedef = tree_flatten(grads)
-    assert grad_treedef == treedef  # the gradients are a tree of the params' class
-    for index, (path, leaf, gradient) in enumerate(zip(tree_paths(treedef), leaves, grad_leaves, strict=True)):
-
-        def forward(point: np.ndarray, index: int = index) -> np.ndarray[Any, Any]:
-            replaced = list(leaves)
-            replaced[index] = point
-            return model.forward(tree_unflatten(treedef, replaced), x)[0]
-
-        # entries below 1% of the leaf's largest carry only round-off in a relative comparison
-        # (every element of every op is checked exactly in test_ops)
-        candidates = np.flatnonzero(np.abs(gradient) >= 0.01 * np.abs(gradient).max())
-        spots = rng.choice(candidates, size=min(candidates.size, 12), replace=False)
-        numeric = numerical_vjp(forward, leaf, d_outputs, eps=eps, indices=spots)
-        error = gradients.record(f"model:{name}", relative_error(gradient.reshape(-1)[spots], numeric))
-        assert error < 1e-6, f"{name} {path}: relative error {error:.2e}"
+    report = check_model_gradients(model, params, x, labels, rng=rng)
+    assert [entry.name for entry in report.inputs[1:]] == tree_paths(tree_flatten(params)[1])
+    gradients.record(f"model:{name}", report.worst_ratio)
 
 
-def test_lenet5_gradient_of_the_loss_end_to_end(rng: np.random.Generator) -> None:
-    """The same check through the scalar MAP loss itself (coarser: the loss is ~84, so round-off is larger)."""
-    params = init_lenet5(rng, dtype=np.float64)
+def test_a_wrong_model_backward_is_named_by_its_leaf(rng: np.random.Generator) -> None:
+    """A model whose C3 weight gradient is doubled fails, naming the leaf and the element."""
+
+    def doubled_c3(d_distances: np.ndarray[Any, Any], cache: Any) -> Any:
+        grads = LENET5.backward(d_distances, cache)
+        return attrs.evolve(grads, c3=attrs.evolve(grads.c3, w=grads.c3.w * 2))
+
+    params = LENET5.init(rng, dtype=np.float64)
     x, labels = _batch(LENET5, rng, 2, np.float64)
-    outputs, cache = LENET5.forward(params, x)
-    grads = LENET5.backward(LENET5.loss_backward(LENET5.loss_forward(outputs, labels)[1]), cache)
-    leaves, treedef = tree_flatten(params)
-    for index, gradient in enumerate(tree_flatten(grads)[0]):
-
-        def loss(point: np.ndarray[Any, Any], index: int = index) -> float:
-            replaced = list(leaves)
-            replaced[index] = point
-            return LENET5.loss_forward(LENET5.forward(tree_unflatten(treedef, replaced), x)[0], labels)[0]
-
-        spots = np.argsort(-np.abs(gradient.reshape(-1)))[:4]  # the largest entries: a relative check is meaningful
-        numeric = numerical_gradient(loss, leaves[index], eps=1e-4, indices=spots)
-        assert relative_error(gradient.reshape(-1)[spots], numeric) < 1e-5
+    with pytest.raises(GradientCheckError, match=r"^gradient of c3\.w \(shape \(60, 5, 5\)\) does not match central differences: worst element c3\.w\[\d+, \d, \d\]"):
+        check_model_gradients(attrs.evolve(LENET5, backward=doubled_c3), params, x, labels, rng=rng)
 
 
 @pytest.mark.parametrize("name", list(MODELS))
