@@ -1,9 +1,14 @@
 """Immutable parameter trees, the utilities that walk them, and fan-in initialisers.
 
-A parameter tree is a frozen attrs class whose fields are float arrays (the leaves), other
-parameter classes, or tuples of them. Leaves are read-only: a writable array given to a
-constructor is copied first, so later writes to it never reach the parameters; an array that is
-already read-only is kept as it is.
+A parameter tree is made of float arrays (the leaves) held in frozen attrs classes, tuples,
+lists, dicts (string keys) and NamedTuples, nested in any way. A leaf's path, the key a
+checkpoint stores it under, joins the names on the way with dots: an attrs field or a NamedTuple
+field by its name (``c1.w``), a tuple or list element by its index (``layers.0.b``), a dict entry
+by its key (``conv.w``). Dict entries are visited in sorted key order, so two dicts with the same
+keys have the same structure. The library's own classes make their leaves read-only: a writable
+array given to a constructor is copied first, so later writes to it never reach the parameters;
+an array that is already read-only is kept as it is. Every tree the library builds (an update
+step, a checkpoint's parameters) has read-only leaves, whatever its containers.
 """
 
 from __future__ import annotations
@@ -142,7 +147,9 @@ def _field_names(node_class: type[Any]) -> tuple[str, ...] | None:
     return _FIELD_NAMES[node_class]
 
 
-# A structure node is None for a leaf, or (class, field names or tuple length, child structures).
+# A structure node is None for a leaf, or (class, labels, child structures): the labels are the
+# field names of an attrs class or a NamedTuple, the sorted keys of a dict, or the length of a
+# tuple or a list.
 _Structure = tuple[Any, Any, tuple[Any, ...]] | None
 
 
@@ -160,44 +167,80 @@ class TreeDef:
         return count(self.structure)
 
 
+def _is_namedtuple(node: object) -> bool:
+    return isinstance(node, tuple) and hasattr(type(node), "_fields")
+
+
+def _check_key(path: str, key: object) -> str:
+    if not isinstance(key, str) or not key or "." in key or "/" in key:
+        raise TypeError(f"{path or 'tree'}: expected dict keys that are non-empty strings without '.' or '/', got {key!r}")
+    return key
+
+
+def _children(node: object, path: str) -> tuple[Any, Any, list[object]] | None:
+    """``(class, labels, children)`` of a container node, or ``None`` for anything else."""
+    node_class: type[Any] = type(node)
+    names = _field_names(node_class)
+    if names is not None:
+        return node_class, names, [getattr(node, name) for name in names]
+    if _is_namedtuple(node):
+        fields = tuple(node_class._fields)
+        return node_class, fields, list(node)  # type: ignore[call-overload]
+    if isinstance(node, (tuple, list)):
+        return (tuple if isinstance(node, tuple) else list), len(node), list(node)
+    if isinstance(node, dict):
+        keys = tuple(sorted(_check_key(path, key) for key in node))
+        return dict, keys, [node[key] for key in keys]
+    return None
+
+
+def _labels(node: tuple[Any, Any, tuple[Any, ...]]) -> list[str]:
+    """The path component of each child of a structure node."""
+    kind, labels, _ = node
+    return [str(index) for index in range(labels)] if kind in (tuple, list) else list(labels)
+
+
 def _flatten(node: object, path: str, leaves: list[FloatArray]) -> _Structure:
     if isinstance(node, np.ndarray):
         leaves.append(node)
         return None
-    node_class: type[Any] = type(node)
-    names = _field_names(node_class)
-    if names is not None:
-        return (node_class, names, tuple(_flatten(getattr(node, name), _join(path, name), leaves) for name in names))
-    if isinstance(node, tuple):
-        children = tuple(_flatten(child, _join(path, str(index)), leaves) for index, child in enumerate(node))
-        return (tuple, len(node), children)
-    raise TypeError(
-        f"{path or 'tree'}: expected an array, an attrs parameter class or a tuple, got {type(node).__name__}"
-    )
+    container = _children(node, path)
+    if container is None:
+        raise TypeError(
+            f"{path or 'tree'}: expected an array, an attrs parameter class, a tuple, a list, a dict or a NamedTuple, "
+            f"got {type(node).__name__}"
+        )
+    kind, labels, children = container
+    names = [str(index) for index in range(labels)] if kind in (tuple, list) else list(labels)
+    return (kind, labels, tuple(_flatten(child, _join(path, name), leaves) for name, child in zip(names, children)))
 
 
 def _unflatten(node: _Structure, leaves: Iterator[FloatArray]) -> object:
     if node is None:
         return next(leaves)
-    kind, names, children = node
+    kind, labels, children = node
     values = [_unflatten(child, leaves) for child in children]
-    if kind is tuple:
-        return tuple(values)
-    return kind(**dict(zip(names, values)))
+    if kind in (tuple, list):
+        return kind(values)
+    if kind is dict:
+        return dict(zip(labels, values))
+    if issubclass(kind, tuple):  # a NamedTuple
+        return kind(*values)
+    return kind(**dict(zip(labels, values)))
 
 
 def _describe_difference(expected: _Structure, received: _Structure, path: str) -> Exception:
     """The error for the first place where two structures differ; ``path`` names the place."""
-    where = path
+    where = path or "tree"
     if expected is None or received is None:
         kinds = ("an array" if node is None else node[0].__name__ for node in (expected, received))
         return TypeError(f"{where}: expected {next(kinds)}, got {next(kinds)}")
     if expected[0] is not received[0]:
         return TypeError(f"{where}: expected {expected[0].__name__}, got {received[0].__name__}")
     if expected[1] != received[1]:
-        return ValueError(f"{where}: expected a tuple of {expected[1]}, got {received[1]}")
-    names = expected[1] if expected[0] is not tuple else [str(index) for index in range(expected[1])]
-    for name, child, other in zip(names, expected[2], received[2]):
+        what = f"a {expected[0].__name__} of" if expected[0] in (tuple, list) else "the keys" if expected[0] is dict else "the fields"
+        return ValueError(f"{where}: expected {what} {expected[1]}, got {received[1]}")
+    for name, child, other in zip(_labels(expected), expected[2], received[2]):
         if child != other:
             return _describe_difference(child, other, _join(path, name))
     return ValueError(f"{where}: the structures differ")  # pragma: no cover - equal structures never get here
@@ -281,9 +324,7 @@ def tree_paths(treedef: TreeDef) -> list[str]:
         if node is None:
             paths.append(path)
             return
-        kind, names, children = node
-        labels = names if kind is not tuple else [str(index) for index in range(names)]
-        for label, child in zip(labels, children):
+        for label, child in zip(_labels(node), node[2]):
             visit(child, _join(path, label))
 
     visit(treedef.structure, "")
@@ -315,7 +356,7 @@ def tree_unflatten_with_paths(template: Tree, flat: Mapping[str, npt.NDArray[Any
         if array.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{path}: expected dtype float32 or float64, got {array.dtype}")
     treedef = tree_flatten(template)[1]
-    result: Tree = tree_unflatten(treedef, [flat[path] for path in expected])
+    result: Tree = tree_unflatten(treedef, [frozen(np.array(flat[path])) for path in expected])
     return result
 
 

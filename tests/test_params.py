@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import attrs
 import numpy as np
 import pytest
 
+from lenet_fn.checkpoint import load_checkpoint, save_checkpoint
+from lenet_fn.optim import momentum_init, momentum_step
 from lenet_fn.params import (
     Conv2dParams,
     LinearParams,
@@ -106,8 +109,52 @@ def test_tree_map_rejects_trees_of_another_structure(rng: np.random.Generator) -
     with pytest.raises(TypeError, match=re.escape("rest[0].second: expected an array, got LinearParams")):
         tree_map(lambda a, b: a + b, _Pair(np.zeros(1), np.zeros(2)), _Pair(np.zeros(1), mlp.layers[0]))
     as_list = MLPParams(layers=list(mlp.layers))  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="layers: expected an array, an attrs parameter class or a tuple, got list"):
-        tree_map(lambda a: a, as_list)
+    with pytest.raises(TypeError, match=re.escape("rest[0].layers: expected tuple, got list")):
+        tree_map(lambda a, b: a + b, mlp, as_list)
+    as_set = MLPParams(layers=set())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="layers: expected an array, an attrs parameter class, a tuple, a list, a dict or a NamedTuple, got set"):
+        tree_map(lambda a: a, as_set)
+
+
+class DenseLayer(NamedTuple):
+    w: np.ndarray[Any, Any]
+    b: np.ndarray[Any, Any]
+
+
+def _user_trees(rng: np.random.Generator) -> dict[str, Any]:
+    """A user's own trees: a dict of NamedTuples and a list, and a NamedTuple of dicts."""
+    return {
+        "dict": {"conv": DenseLayer(rng.standard_normal((2, 3)), rng.standard_normal(2)), "head": [rng.standard_normal(4)]},
+        "namedtuple": DenseLayer(w={"a": rng.standard_normal(3)}, b={"a": rng.standard_normal(1)}),  # type: ignore[arg-type]
+    }
+
+
+def test_dict_list_and_namedtuple_trees_have_dotted_paths(rng: np.random.Generator) -> None:
+    trees = _user_trees(rng)
+    assert list(tree_flatten_with_paths(trees["dict"])) == ["conv.w", "conv.b", "head.0"]
+    assert list(tree_flatten_with_paths(trees["namedtuple"])) == ["w.a", "b.a"]
+    reordered = {"head": trees["dict"]["head"], "conv": trees["dict"]["conv"]}  # keys are visited sorted
+    assert tree_flatten(reordered)[1] == tree_flatten(trees["dict"])[1]
+    doubled = tree_map(lambda a: a * 2, trees["dict"])
+    assert isinstance(doubled["conv"], DenseLayer) and isinstance(doubled["head"], list)
+    np.testing.assert_array_equal(doubled["conv"].w, 2 * trees["dict"]["conv"].w)
+    with pytest.raises(TypeError, match=re.escape("conv: expected dict keys that are non-empty strings without '.' or '/', got 'a.b'")):
+        tree_flatten({"conv": {"a.b": np.zeros(1)}})
+    with pytest.raises(ValueError, match=re.escape("rest[0]: expected the keys ('conv', 'head'), got ('conv',)")):
+        tree_map(lambda a, b: a, trees["dict"], {"conv": trees["dict"]["conv"]})
+
+
+def test_user_trees_save_load_and_step(rng: np.random.Generator, tmp_path: Path) -> None:
+    for name, tree in _user_trees(rng).items():
+        velocity = momentum_init(tree)
+        stepped, velocity = momentum_step(tree, tree_map(np.ones_like, tree), velocity, lr=0.1)
+        assert all(not leaf.flags.writeable for leaf in tree_leaves(stepped) + tree_leaves(velocity))
+        path = save_checkpoint(tmp_path / f"{name}.npz", stepped, model="mine")
+        loaded = load_checkpoint(path).params(tree)
+        assert tree_flatten(loaded)[1] == tree_flatten(tree)[1]
+        for one, other in zip(tree_leaves(loaded), tree_leaves(stepped), strict=True):
+            np.testing.assert_array_equal(one, other)
+            assert not one.flags.writeable
 
 
 def test_leaves_paths_and_sizes(rng: np.random.Generator) -> None:
