@@ -1,6 +1,13 @@
 """lenet_fn: LeNet-5 and friends in NumPy, every layer a pure forward/backward pair, no autograd."""
 
-from lenet_fn.gradcheck import numerical_gradient, numerical_vjp, relative_error
+from lenet_fn.gradcheck import (
+    GradientCheckError,
+    check_backward,
+    check_model_gradients,
+    numerical_gradient,
+    numerical_vjp,
+    relative_error,
+)
 from lenet_fn.losses import (
     map_loss_backward,
     map_loss_forward,
@@ -55,19 +62,24 @@ from lenet_fn.params import (
     tree_zeros_like,
     uniform_fan_in,
 )
+from lenet_fn.protocol import Model
 from lenet_fn.shipped import pretrained
+from lenet_fn.version import __version__
 
-__version__ = "0.1.0"
 
 __all__ = [
     "Conv2dParams",
+    "GradientCheckError",
     "LinearParams",
     "MLPParams",
+    "Model",
     "Net",
     "SubsampleParams",
     "__version__",
     "avg_pool2d_backward",
     "avg_pool2d_forward",
+    "check_backward",
+    "check_model_gradients",
     "conv2d_backward",
     "conv2d_forward",
     "elu_backward",

@@ -22,6 +22,7 @@ import numpy.typing as npt
 from lenet_fn.atomic import write_atomically
 from lenet_fn.models import get_model
 from lenet_fn.protocol import Model
+from lenet_fn.version import __version__
 from lenet_fn.params import tree_flatten_with_paths, tree_unflatten_with_paths
 
 Tree = TypeVar("Tree")
@@ -56,8 +57,6 @@ def save_checkpoint(
     Returns:
         The path written.
     """
-    from lenet_fn import __version__
-
     path = Path(path)
     arrays: dict[str, npt.NDArray[Any]] = dict(tree_flatten_with_paths(params))
     for namespace, entries in (extra or {}).items():

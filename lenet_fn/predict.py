@@ -21,16 +21,19 @@ from lenet_fn.checkpoint import CheckpointError, load_model
 from lenet_fn.images import ImageError, mnist_style, read_image
 from lenet_fn.models import LENET5
 from lenet_fn.params import tree_leaves
-from lenet_fn.protocol import Model
+from lenet_fn.protocol import Model, predict_largest, predict_smallest
 from lenet_fn.shipped import pretrained, pretrained_path
 
 
 def _scores(model: Model[Any], outputs: np.ndarray[Any, Any]) -> tuple[str, np.ndarray[Any, Any]]:
-    """What to print per class: RBF distances for LeNet-5, softmax probabilities for the others."""
-    if model.name == LENET5.name:
+    """What to print per class: the distances of a model that picks the smallest output (LeNet-5's
+    RBF layer), softmax probabilities of one that picks the largest (logits), else the raw outputs."""
+    if model.predict is predict_smallest:
         return "RBF distances, the smallest wins", outputs
-    shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-    return "probabilities", shifted / shifted.sum(axis=1, keepdims=True)
+    if model.predict is predict_largest:
+        shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+        return "probabilities", shifted / shifted.sum(axis=1, keepdims=True)
+    return "outputs", outputs
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: IO[str] = sys.stdout, stderr: IO[str] = sys.stderr) -> int:
@@ -41,7 +44,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] = sys.stdout, std
         "background is light, cropped to the digit, fitted into 20x20 keeping the aspect ratio, centred by mass in 28x28.",
     )
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="PNG/JPEG (needs Pillow), PGM/PBM/PPM, or .npy")
-    parser.add_argument("--checkpoint", type=Path, metavar="CKPT", help=f"a .npz from lenet_fn.train (default: the shipped {pretrained_path().name})")
+    parser.add_argument("--checkpoint", type=Path, metavar="CKPT", help=f"a .npz from lenet_fn.train, of any model, yours "
+                        f"included (imported by the path the checkpoint records; default: the shipped {pretrained_path().name})")
     args = parser.parse_args(argv)
     try:
         if args.checkpoint is None:
