@@ -36,6 +36,9 @@ ATOL = 1e-7
 on it, while every wrong backward of the test suite misses it by orders of magnitude."""
 RTOL = 1e-5
 """The default relative tolerance (of ``|numeric|``)."""
+DEFAULT_SEED = 19981101
+"""Seeds the generator of a check called without ``rng`` (the paper's month), so a check repeats;
+not 0, which would draw ``d_out`` equal to inputs drawn by ``default_rng(0)``."""
 MAX_ELEMENTS = 2048
 """Inputs with more elements are checked at this many elements drawn from ``rng`` (``samples``)."""
 
@@ -340,31 +343,53 @@ def _check_purity(
             raise GradientCheckError(f"backward: a second call from the same cache gave a different gradient {index}")
 
 
-def _numeric_for(
-    forward: Callable[..., Any], inputs: list[FloatArray], options: Mapping[str, Any], index: int, d_out: FloatArray, eps: float, positions: IntArray
-) -> FloatArray:
-    def output_of(point: FloatArray) -> FloatArray:
-        arguments = list(inputs)
-        arguments[index] = point
-        return _output_array(forward(*arguments, **options))
+@attrs.frozen(eq=False)
+class _Point:
+    """An op's forward at its inputs: what the central differences move one element at a time."""
 
-    return numerical_vjp(output_of, inputs[index], d_out, eps=eps, indices=positions)
+    forward: Callable[..., Any]
+    inputs: list[FloatArray]
+    options: dict[str, Any]
+    names: list[str]
+
+    def output_with(self, index: int, value: FloatArray) -> FloatArray:
+        """The forward's output with input ``index`` replaced by ``value``."""
+        arguments = list(self.inputs)
+        arguments[index] = value
+        return _output_array(self.forward(*arguments, **self.options))
 
 
-def _directional(
-    forward: Callable[..., Any], inputs: list[FloatArray], options: Mapping[str, Any], index: int, d_out: FloatArray, grad: FloatArray,
-    rng: np.random.Generator, tolerance: Tolerance, name: str,
+def _analytic(point: _Point, backward: Callable[[Any, Any], Any], rng: np.random.Generator, purity: bool) -> tuple[FloatArray, list[FloatArray | None]]:
+    """``d_out`` drawn from ``rng`` and the backward's gradients, with the purity checks."""
+    before = [value.copy() for value in point.inputs]
+    result = point.forward(*point.inputs, **point.options)
+    out, cache = _output_array(result), result[1]
+    d_out = rng.standard_normal(out.shape)
+    cache_before: dict[str, npt.NDArray[Any]] = {}
+    _snapshot(cache, "cache", cache_before)
+    d_argument: Any = float(d_out) if out.ndim == 0 else d_out.copy()
+    grads = _gradients(backward, d_argument, cache, point.inputs, point.names)
+    if purity:
+        _check_purity(backward, d_argument, cache, grads, cache_before)
+        for index, (name, value, original) in enumerate(zip(point.names, point.inputs, before)):
+            if not np.array_equal(value, original, equal_nan=True):
+                raise GradientCheckError(f"{name} (input {index}) was changed by the forward or the backward (ops never mutate their inputs)")
+    return d_out, grads
+
+
+def _check_input(
+    point: _Point, index: int, d_out: FloatArray, grad: FloatArray, rng: np.random.Generator, tolerance: Tolerance, samples: int, directional: bool
 ) -> InputReport:
-    """``<grad, v>`` against the central difference of ``<forward, d_out>`` along a random unit ``v``."""
-    direction = rng.standard_normal(inputs[index].shape)
+    """Input ``index``'s gradient against central differences: at sampled elements, or along a
+    random unit direction ``v`` (``<grad, v>`` against the difference quotient of ``<out, d_out>``)."""
+    name, value = point.names[index], point.inputs[index]
+    if not directional:
+        positions = sample_positions(grad.size, samples, rng)
+        numeric = numerical_vjp(lambda moved: point.output_with(index, moved), value, d_out, eps=tolerance.eps, indices=positions)
+        return compare_gradients(name, grad.reshape(-1)[positions], numeric, positions, grad.shape, tolerance, where=f"input {index}, ")
+    direction = rng.standard_normal(value.shape)
     direction /= max(float(np.linalg.norm(direction)), 1e-300)
-
-    def along(step: FloatArray) -> FloatArray:
-        arguments = list(inputs)
-        arguments[index] = inputs[index] + step[0] * direction
-        return _output_array(forward(*arguments, **options))
-
-    numeric = numerical_vjp(along, np.zeros(1), d_out, eps=tolerance.eps)
+    numeric = numerical_vjp(lambda step: point.output_with(index, value + step[0] * direction), np.zeros(1), d_out, eps=tolerance.eps)
     analytic = np.array([float(np.sum(grad * direction))])
     return compare_gradients(name, analytic, numeric, np.zeros(1, np.intp), (), tolerance, where=f"input {index}, along a random direction, ")
 
@@ -382,22 +407,24 @@ def check_backward(
     eps: float = EPS,
     samples: int = MAX_ELEMENTS,
     directional: bool = False,
+    purity: bool = True,
 ) -> GradientReport:
     """Checks ``backward`` against central differences of ``forward``, for every input, in one call.
 
     ``forward(*inputs, **options)`` returns ``(out, cache)``; ``backward(d_out, cache)`` returns the
     gradient of ``sum(out * d_out)`` in each input: one array for one input, else a tuple with one
     entry per input, ``None`` for an input it does not differentiate. Arrays without a gradient
-    (labels, hyperparameters) go in ``options``, not in ``inputs``. ``d_out`` is drawn from ``rng``.
-    It also checks that neither call changed its inputs, that the backward left its cache as it
-    was, and that a second backward gives the same gradients.
+    (labels, hyperparameters) go in ``options``, not in ``inputs``. ``d_out`` is drawn from ``rng``
+    (a float for a scalar output, such as a loss). With ``purity`` it also checks that neither call
+    changed its inputs, that the backward left its cache as it was, and that a second backward
+    gives the same gradients.
 
     Args:
         forward: the op's forward.
         backward: the op's backward.
         inputs: the point, float64 arrays (one, or a sequence).
         options: keyword arguments of ``forward`` (``stride=2``, ``labels=...``).
-        rng: draws ``d_out`` and the sampled elements (``numpy.random.default_rng(0)`` if omitted).
+        rng: draws ``d_out`` and the sampled elements (seeded with ``DEFAULT_SEED`` if omitted).
         names: the inputs' names for messages (default: the forward's parameter names).
         atol: the absolute tolerance.
         rtol: the relative tolerance.
@@ -405,6 +432,7 @@ def check_backward(
         samples: inputs with more elements are checked at this many random elements.
         directional: compare one random direction per input instead of elements (2 forwards per
             input, for large inputs).
+        purity: also check that the inputs and the cache are left as they were.
 
     Returns:
         A ``GradientReport`` of what was compared.
@@ -415,34 +443,16 @@ def check_backward(
             a non-float input).
     """
     listed = _as_inputs(inputs)
-    options = dict(options or {})
-    rng = np.random.default_rng(0) if rng is None else rng
+    point = _Point(forward, listed, dict(options or {}), _input_names(forward, len(listed), names))
+    rng = np.random.default_rng(DEFAULT_SEED) if rng is None else rng
     tolerance = Tolerance(atol=atol, rtol=rtol, eps=eps)
-    labels = _input_names(forward, len(listed), names)
-    before = [value.copy() for value in listed]
-    out_value = forward(*listed, **options)
-    out = _output_array(out_value)
-    cache = out_value[1]
-    d_out = rng.standard_normal(out.shape)
-    cache_before: dict[str, npt.NDArray[Any]] = {}
-    _snapshot(cache, "cache", cache_before)
-    d_argument: Any = float(d_out) if out.ndim == 0 else d_out.copy()
-    grads = _gradients(backward, d_argument, cache, listed, labels)
-    _check_purity(backward, d_argument, cache, grads, cache_before)
-    for index, (name, value, original) in enumerate(zip(labels, listed, before)):
-        if not np.array_equal(value, original, equal_nan=True):
-            raise GradientCheckError(f"{name} (input {index}) was changed by the forward or the backward (ops never mutate their inputs)")
+    d_out, grads = _analytic(point, backward, rng, purity)
     reports, skipped = [], []
-    for index, (name, grad) in enumerate(zip(labels, grads)):
+    for index, grad in enumerate(grads):
         if grad is None:
-            skipped.append(name)
-        elif directional:
-            reports.append(_directional(forward, listed, options, index, d_out, grad, rng, tolerance, name))
+            skipped.append(point.names[index])
         else:
-            positions = sample_positions(grad.size, samples, rng)
-            numeric = _numeric_for(forward, listed, options, index, d_out, eps, positions)
-            analytic = grad.reshape(-1)[positions]
-            reports.append(compare_gradients(name, analytic, numeric, positions, grad.shape, tolerance, where=f"input {index}, "))
+            reports.append(_check_input(point, index, d_out, grad, rng, tolerance, samples, directional))
     return GradientReport(inputs=tuple(reports), skipped=tuple(skipped))
 
 
@@ -493,7 +503,7 @@ def check_model_gradients(
         params: its parameters, float64 leaves.
         x: prepared inputs, float64, shape (N, ...) as the model expects.
         labels: the classes, shape (N,).
-        rng: draws the checked elements (``numpy.random.default_rng(0)`` if omitted).
+        rng: draws the checked elements (seeded with ``DEFAULT_SEED`` if omitted).
         atol: the absolute tolerance.
         rtol: the relative tolerance.
         eps: the central-difference step.
@@ -506,7 +516,7 @@ def check_model_gradients(
         GradientCheckError: a gradient is off, or the forward changed ``params`` or ``x``.
     """
     x = _check_float64("x", x)
-    rng = np.random.default_rng(0) if rng is None else rng
+    rng = np.random.default_rng(DEFAULT_SEED) if rng is None else rng
     tolerance = Tolerance(atol=atol, rtol=rtol, eps=eps)
     x_before = x.copy()
     outputs, cache = model.forward(params, x)

@@ -46,12 +46,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser = argparse.ArgumentParser(
         prog="python -m lenet_fn.train",
-        description="Train LeNet-5 (or a variant) on MNIST with momentum SGD. Prints one line per epoch and "
+        description="Train LeNet-5, a variant, or a model of your own on MNIST with momentum SGD or SDLM. Prints one line per epoch and "
         "writes best.npz, last.npz, metrics.json and error_rate.png to the run directory.",
         epilog=f"Defaults per model ({defaults}). Schedules multiply the learning rate per epoch: 'paper' = "
         "LeCun et al. 1998's steps (x1 for 2 epochs, x0.4 for 3, x0.2 for 3, x0.1 for 4, then x0.02); "
         "'cosine' = half a cosine from x1 to x0 over the run; 'constant' = x1.",
     )
+    _add_run_flags(parser)
+    _add_optimizer_flags(parser)
+    _add_distortion_flags(parser)
+    return parser
+
+
+def _add_run_flags(parser: argparse.ArgumentParser) -> None:
+    """What to train on what, for how long, where the files go, and how it computes."""
     parser.add_argument("--dataset", type=Path, metavar="PATH",
                         help="directory with the four MNIST files (.gz or raw); default: the repository's data/mnist, "
                         "else a download to ~/.cache/lenet_fn/mnist ($LENET_FN_DATA overrides)")
@@ -60,6 +68,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, metavar="N", help="passes over the training set (default: 20)")
     parser.add_argument("--repeat", type=int, metavar="K", help="every training image appears K times per epoch, "
                         "each time warped afresh with --distort (the paper's 60,000 + 540,000 images per pass: 10; default 1)")
+    parser.add_argument("--seed", type=int, help="seeds the initial weights and the batch order (default: 0)")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: runs/<model>-<date>-<time>; "
+                        "with --resume, the checkpoint's directory)")
+    parser.add_argument("--resume", type=Path, metavar="CKPT", help="continue a run from its last.npz (its settings are kept; "
+                        "--epochs may extend it)")
+    parser.add_argument("--limit", type=int, metavar="N", help="train on the first N training images only (quick tries)")
+    parser.add_argument("--threads", type=int, metavar="N", help=f"worker threads, each batch split into N parts (default: the cores, {default_threads()} here)")
+    parser.add_argument("--dtype", choices=["float32", "float64"], help="floating-point type (default: float32)")
+
+
+def _add_optimizer_flags(parser: argparse.ArgumentParser) -> None:
+    """The optimiser and its settings (each defaults per model, see the epilog)."""
     parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, metavar="N", help="images per step")
     parser.add_argument("--lr", type=float, help="base learning rate")
     parser.add_argument("--schedule", choices=list(SCHEDULES), help="learning-rate schedule over the epochs")
@@ -76,7 +96,10 @@ def _parser() -> argparse.ArgumentParser:
                         "trained on (0: once per epoch, the paper's; default: per model, below)")
     parser.add_argument("--momentum", type=float, help="momentum in [0, 1)")
     parser.add_argument("--weight-decay", "--weight_decay", dest="weight_decay", type=float, metavar="WD", help="L2 weight decay")
-    parser.add_argument("--seed", type=int, help="seeds the initial weights and the batch order (default: 0)")
+
+
+def _add_distortion_flags(parser: argparse.ArgumentParser) -> None:
+    """The paper's affine warps of the training images."""
     parser.add_argument("--distort", action=argparse.BooleanOptionalAction, help="warp every training image by a random "
                         "affine map (translation, scaling, squeezing, horizontal shear), as in the paper (default: on for lenet5)")
     ranges = DistortionRanges()
@@ -84,14 +107,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--scale", type=float, metavar="FRACTION", help=f"--distort: zoom in 1 +- FRACTION (default {ranges.scale:g})")
     parser.add_argument("--squeeze", type=float, metavar="FRACTION", help=f"--distort: width x q, height / q, q in 1 +- FRACTION (default {ranges.squeeze:g})")
     parser.add_argument("--shear", type=float, metavar="FACTOR", help=f"--distort: horizontal shear in +-FACTOR (default {ranges.shear:g})")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: runs/<model>-<date>-<time>; "
-                        "with --resume, the checkpoint's directory)")
-    parser.add_argument("--resume", type=Path, metavar="CKPT", help="continue a run from its last.npz (its settings are kept; "
-                        "--epochs may extend it)")
-    parser.add_argument("--limit", type=int, metavar="N", help="train on the first N training images only (quick tries)")
-    parser.add_argument("--threads", type=int, metavar="N", help=f"worker threads, each batch split into N parts (default: the cores, {default_threads()} here)")
-    parser.add_argument("--dtype", choices=["float32", "float64"], help="floating-point type (default: float32)")
-    return parser
 
 
 _CONFIG_FLAGS = (

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lenet_fn import evaluate, predict, train
+from lenet_fn import evaluate, plots, predict, show, train
 from lenet_fn.checkpoint import load_checkpoint
 from lenet_fn.data import load_mnist, repository_dataset_dir
 from lenet_fn.models import get_model
@@ -101,6 +101,9 @@ def test_the_cli_trains_it_by_import_path_and_evaluate_and_predict_load_it(tiny_
     np.save(digit, load_mnist(repository_dataset_dir()).test_images[0])
     status, out, err = _cli(predict, ["--checkpoint", str(best), str(digit)])
     assert status == 0 and out.startswith(f"{digit}: ") and "(probabilities)" in out
+    if plots.matplotlib_available():
+        status, out, err = _cli(show, ["confusion", str(best), "--out", str(tmp_path / "confusion.png")])
+        assert status == 0 and (tmp_path / "confusion.png").stat().st_size > 0, err
 
 
 @pytest.mark.parametrize(

@@ -7,18 +7,20 @@ import io
 import re
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def test_the_readme_example_runs_and_prints_what_it_promises() -> None:
+@pytest.mark.parametrize("section", ["A first composition", "Check your own op's gradient"])
+def test_the_readme_examples_run_and_print_what_they_promise(section: str) -> None:
     text = README.read_text(encoding="utf-8")
-    example = re.search(r"## A first composition.*?```python\n(.*?)```", text, re.S)
-    promise = re.search(r"It prints `([^`]*)`", text)
-    assert example is not None and promise is not None
+    found = re.search(f"## {re.escape(section)}\n.*?```python\n(.*?)```.*?It prints `([^`]*)`", text, re.S)
+    assert found is not None
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        exec(compile(example.group(1), str(README), "exec"), {"__name__": "readme_example"})
-    assert printed.getvalue().strip() == promise.group(1)
+        exec(compile(found.group(1), str(README), "exec"), {"__name__": "readme_example"})
+    assert printed.getvalue().strip() == found.group(2)
 
 
 def test_the_readme_names_the_commands_ci_runs() -> None:
