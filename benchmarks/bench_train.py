@@ -86,7 +86,8 @@ def patched_ops(replacements: dict[str, Callable[..., Any]]) -> Iterator[Reverse
 
 
 def lenet5_with(rules: ReverseRules) -> Model[Any]:
-    """LeNet-5 whose backward walk takes ``rules`` (passed as a parameter: nothing global changes)."""
+    """LeNet-5 whose backward walk takes ``rules``, passed as a parameter (the forwards are still
+    swapped by ``patched_ops``, which sets attributes of ``lenet_fn.ops`` within its block)."""
     return attrs.evolve(LENET5, backward=functools.partial(lenet5_backward, rules=rules))
 
 

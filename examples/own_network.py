@@ -29,7 +29,7 @@ from lenet_fn.loop import fit
 from lenet_fn.models import get_model
 from lenet_fn.params import Conv2dParams, LinearParams, init_conv2d, init_linear
 from lenet_fn.protocol import Model, predict_largest
-from lenet_fn.state import initial_state, prepare_data
+from lenet_fn.state import EpochMetrics, TrainState, initial_state, prepare_data
 
 
 def init(rng: np.random.Generator, *, dtype: npt.DTypeLike = np.float32) -> dict[str, Any]:
@@ -108,9 +108,15 @@ def main() -> int:
     model = get_model(config.model)  # imports this file as own_network: the checkpoint records the path
     mnist = load_or_download_mnist(None)
     data = prepare_data(model, mnist, limit=config.limit)
-    state = fit(model, config, data, initial_state(model, config), on_epoch_end=lambda _, m: print(f"epoch {m.epoch}: test error {100 * m.test_error:.2f}%"))
-    rundir.save_state(args.out / rundir.LAST, config, state, kind="last")
-    best = rundir.save_best(args.out / rundir.BEST, config, state)
+    best = args.out / rundir.BEST
+
+    def on_epoch_end(state: TrainState, metrics: EpochMetrics) -> None:
+        print(f"epoch {metrics.epoch}: test error {100 * metrics.test_error:.2f}%")
+        rundir.save_state(args.out / rundir.LAST, config, state, kind="last")  # resumable with --resume
+        if metrics.test_error <= min(entry.test_error for entry in state.history):
+            rundir.save_best(best, config, state)
+
+    state = fit(model, config, data, initial_state(model, config), on_epoch_end=on_epoch_end)
 
     print(_command("lenet_fn.evaluate", str(best)).splitlines()[1])  # "test error ...% (... misclassified) ..."
     digit = args.out / "digit.npy"

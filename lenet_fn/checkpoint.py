@@ -3,7 +3,8 @@
 Layout of a file: one array per parameter, keyed by its tree path (``c1.w``); optional extra
 arrays under a namespace (``velocity/c1.w``, ``resume/order``); and ``metadata``, a JSON string
 holding the format, the library version, the model name and whatever the writer adds (config,
-epoch, metrics). Loading checks every key and shape against the model.
+epoch, metrics). Loading checks every key and shape against the model. No pickle is read; a
+checkpoint of a model of your own names its import path, and ``load_model`` imports that module.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def save_checkpoint(
     """
     path = Path(path)
     arrays: dict[str, npt.NDArray[Any]] = dict(tree_flatten_with_paths(params))
+    if METADATA_KEY in arrays:
+        raise ValueError(f"params: the path {METADATA_KEY!r} is where a checkpoint keeps its metadata; rename that entry of the tree")
     for namespace, entries in (extra or {}).items():
         for key, array in entries.items():
             arrays[f"{namespace}{NAMESPACE_SEPARATOR}{key}"] = np.asarray(array)

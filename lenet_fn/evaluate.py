@@ -11,6 +11,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from lenet_fn.batch import predict_outputs
 from lenet_fn.checkpoint import CheckpointError, load_model
 from lenet_fn.data import DatasetError, load_or_download_mnist
 from lenet_fn.metrics import ClassificationReport, classification_report, format_confusion, format_report
@@ -18,7 +19,6 @@ from lenet_fn.parallel import Workers, default_threads
 from lenet_fn.params import tree_leaves
 from lenet_fn.protocol import Model
 from lenet_fn.runtime import reuse_freed_memory
-from lenet_fn.train import predict_outputs
 
 
 def evaluate(

@@ -13,7 +13,9 @@ Float64 only: in float32 the round-off of a difference quotient swamps the compa
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -21,7 +23,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from lenet_fn.arrays import FloatArray, IntArray, check_float_array
+from lenet_fn.arrays import FloatArray, IntArray, check_float_array, check_int
 from lenet_fn.params import tree_flatten, tree_flatten_like, tree_paths, tree_unflatten
 from lenet_fn.protocol import Model
 
@@ -177,6 +179,16 @@ class Tolerance:
     rtol: float = RTOL
     eps: float = EPS
 
+    def __attrs_post_init__(self) -> None:
+        for name in ("atol", "rtol"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+        if self.atol + self.rtol == 0:
+            raise ValueError("atol, rtol: expected at least one of them > 0, got both 0 (no difference would pass)")
+        if not (isinstance(self.eps, (int, float)) and math.isfinite(self.eps) and self.eps > 0):
+            raise ValueError(f"eps: expected a step > 0, got {self.eps!r}")
+
 
 @attrs.frozen
 class InputReport:
@@ -213,32 +225,44 @@ def _format_index(index: tuple[Any, ...]) -> str:
 
 
 def compare_gradients(
-    name: str, analytic: FloatArray, numeric: FloatArray, positions: IntArray, shape: tuple[int, ...], tolerance: Tolerance, *, where: str = ""
+    name: str,
+    analytic: FloatArray,
+    numeric: FloatArray,
+    positions: IntArray,
+    shape: tuple[int, ...],
+    tolerance: Tolerance,
+    *,
+    where: str = "",
+    element_named: bool = True,
 ) -> InputReport:
     """Compares ``analytic`` and ``numeric`` (both (K,), at the flat ``positions`` of an input of
     ``shape``) under ``tolerance``; raises ``GradientCheckError`` naming the worst element.
-    ``where`` says more of the input in the message (``input 1``)."""
+    ``where`` says more of the input in the message (``input 1``); ``element_named=False`` leaves
+    the element's index out (a comparison along a direction has none)."""
     difference = np.abs(analytic - numeric)
     allowed = tolerance.atol + tolerance.rtol * np.abs(numeric)
-    ratios = difference / allowed
-    if ratios.size == 0:
+    if difference.size == 0:
         return InputReport(name, 0, 0.0, 0.0)
+    failing = ~(difference <= allowed)  # NaN fails too
+    ratios = np.where(allowed > 0, difference / np.where(allowed > 0, allowed, 1.0), np.where(difference > 0, np.inf, 0.0))
+    ratios[np.isnan(difference)] = np.inf
     worst = int(np.argmax(ratios))
-    if not ratios[worst] <= 1.0:  # NaN fails too
-        element = _format_index(np.unravel_index(int(positions[worst]), shape)) if shape else ""
-        outside = int(np.count_nonzero(~(ratios <= 1.0)))
+    if failing.any():
+        element = _format_index(np.unravel_index(int(positions[worst]), shape)) if element_named else ""
+        outside = int(np.count_nonzero(failing))
         raise GradientCheckError(
             f"gradient of {name} ({where}shape {shape}) does not match central differences: "
-            f"worst element {name}{element}: analytic {analytic[worst]:.6g}, numeric {numeric[worst]:.6g}, "
+            f"worst {'element ' + name + element if element_named else 'comparison'}: analytic {analytic[worst]:.6g}, numeric {numeric[worst]:.6g}, "
             f"|difference| {difference[worst]:.3g} > tolerance {allowed[worst]:.3g} "
             f"(atol {tolerance.atol:g} + rtol {tolerance.rtol:g} * |numeric|); "
             f"{outside} of {ratios.size} checked elements outside"
         )
-    return InputReport(name, int(ratios.size), float(difference.max()), float(ratios[worst]))
+    return InputReport(name, int(difference.size), float(difference.max()), float(ratios[worst]))
 
 
 def sample_positions(size: int, samples: int, rng: np.random.Generator) -> IntArray:
     """Every flat position of an array of ``size`` elements, or ``samples`` of them drawn from ``rng``."""
+    samples = check_int("samples", samples, minimum=1)
     if size <= samples:
         return np.arange(size)
     positions: IntArray = np.sort(rng.choice(size, size=samples, replace=False))
@@ -276,21 +300,34 @@ def _as_inputs(inputs: FloatArray | Sequence[FloatArray]) -> list[FloatArray]:
     return listed
 
 
+_SNAPSHOT_DEPTH = 32
+"""How deep the purity check follows a cache's containers (a cache nests a few levels at most)."""
+
+
+def _members(value: object) -> list[tuple[str, object]] | None:
+    """The (path suffix, member) pairs of a container a cache may be made of, else ``None``."""
+    if attrs.has(type(value)):
+        return [(f".{field.name}", getattr(value, field.name)) for field in attrs.fields(type(value))]  # type: ignore[arg-type]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [(f".{field.name}", getattr(value, field.name)) for field in dataclasses.fields(value)]
+    if isinstance(value, (tuple, list)):
+        return [(f"[{index}]", item) for index, item in enumerate(value)]
+    if isinstance(value, Mapping):
+        return [(f"[{key!r}]", item) for key, item in value.items()]
+    if hasattr(value, "__dict__") and not callable(value) and not isinstance(value, type):
+        return [(f".{name}", item) for name, item in vars(value).items()]
+    return None
+
+
 def _snapshot(value: object, path: str, found: dict[str, npt.NDArray[Any]], depth: int = 0) -> None:
-    """Copies of every array reachable from ``value`` (attrs fields, tuples, lists, dicts), by path."""
+    """Copies of every array reachable from ``value`` (attrs classes, dataclasses, plain objects,
+    tuples, lists, dicts), by path."""
     if isinstance(value, np.ndarray):
         found[path] = value.copy()
-    elif depth > 8:
         return
-    elif attrs.has(type(value)):
-        for field in attrs.fields(type(value)):  # type: ignore[arg-type]  # attrs.has narrows nothing for mypy
-            _snapshot(getattr(value, field.name), f"{path}.{field.name}", found, depth + 1)
-    elif isinstance(value, (tuple, list)):
-        for index, item in enumerate(value):
-            _snapshot(item, f"{path}[{index}]", found, depth + 1)
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            _snapshot(item, f"{path}[{key!r}]", found, depth + 1)
+    members = _members(value) if depth < _SNAPSHOT_DEPTH else None
+    for suffix, member in members or []:
+        _snapshot(member, path + suffix, found, depth + 1)
 
 
 def _changed(before: Mapping[str, npt.NDArray[Any]], after: Mapping[str, npt.NDArray[Any]]) -> list[str]:
@@ -314,12 +351,12 @@ def _gradients(backward: Callable[[Any, Any], Any], d_out: Any, cache: Any, inpu
     grads = list(result) if isinstance(result, (tuple, list)) else [result]
     if len(grads) != len(inputs):
         raise ValueError(f"backward: expected {len(inputs)} gradients (one per input, None for none), got {len(grads)}")
-    for name, grad, value in zip(names, grads, inputs):
+    for index, (name, grad, value) in enumerate(zip(names, grads, inputs)):
         if grad is None:
             continue
         if not isinstance(grad, np.ndarray) or grad.shape != value.shape:
             got = f"shape {grad.shape}" if isinstance(grad, np.ndarray) else type(grad).__name__
-            raise ValueError(f"backward: the gradient of {name} (input {names.index(name)}) should have its shape {value.shape}, got {got}")
+            raise ValueError(f"backward: the gradient of {name} (input {index}) should have its shape {value.shape}, got {got}")
     return grads
 
 
@@ -330,12 +367,19 @@ def _check_unchanged(what: str, before: Mapping[str, npt.NDArray[Any]], after: M
 
 
 def _check_purity(
-    backward: Callable[[Any, Any], Any], d_out: Any, cache: Any, grads: list[FloatArray | None], cache_before: Mapping[str, npt.NDArray[Any]]
+    backward: Callable[[Any, Any], Any],
+    d_out: Any,
+    d_out_before: FloatArray,
+    cache: Any,
+    grads: list[FloatArray | None],
+    cache_before: Mapping[str, npt.NDArray[Any]],
 ) -> None:
-    """The first backward left the cache as it was, and a second one gives the same gradients."""
+    """The first backward left the cache and ``d_out`` as they were, and a second one gives the same gradients."""
     after: dict[str, npt.NDArray[Any]] = {}
     _snapshot(cache, "cache", after)
     _check_unchanged("backward changed its cache (a second backward from it would differ)", cache_before, after)
+    if isinstance(d_out, np.ndarray) and not np.array_equal(d_out, d_out_before, equal_nan=True):
+        raise GradientCheckError("backward changed d_out, the upstream gradient it was given (a backward never writes to its arguments)")
     again = backward(d_out, cache)
     again_list = list(again) if isinstance(again, (tuple, list)) else [again]
     for index, (first, second) in enumerate(zip(grads, again_list)):
@@ -370,7 +414,7 @@ def _analytic(point: _Point, backward: Callable[[Any, Any], Any], rng: np.random
     d_argument: Any = float(d_out) if out.ndim == 0 else d_out.copy()
     grads = _gradients(backward, d_argument, cache, point.inputs, point.names)
     if purity:
-        _check_purity(backward, d_argument, cache, grads, cache_before)
+        _check_purity(backward, d_argument, d_out, cache, grads, cache_before)
         for index, (name, value, original) in enumerate(zip(point.names, point.inputs, before)):
             if not np.array_equal(value, original, equal_nan=True):
                 raise GradientCheckError(f"{name} (input {index}) was changed by the forward or the backward (ops never mutate their inputs)")
@@ -391,7 +435,8 @@ def _check_input(
     direction /= max(float(np.linalg.norm(direction)), 1e-300)
     numeric = numerical_vjp(lambda step: point.output_with(index, value + step[0] * direction), np.zeros(1), d_out, eps=tolerance.eps)
     analytic = np.array([float(np.sum(grad * direction))])
-    return compare_gradients(name, analytic, numeric, np.zeros(1, np.intp), (), tolerance, where=f"input {index}, along a random direction, ")
+    where = f"input {index}, along a random direction, "
+    return compare_gradients(name, analytic, numeric, np.zeros(1, np.intp), value.shape, tolerance, where=where, element_named=False)
 
 
 def check_backward(
@@ -519,6 +564,7 @@ def check_model_gradients(
     rng = np.random.default_rng(DEFAULT_SEED) if rng is None else rng
     tolerance = Tolerance(atol=atol, rtol=rtol, eps=eps)
     x_before = x.copy()
+    leaves_before = [leaf.copy() for leaf in tree_flatten(params)[0]]
     outputs, cache = model.forward(params, x)
     _, loss_cache = model.loss_forward(outputs, labels)
     d_outputs = model.loss_backward(loss_cache)
@@ -529,4 +575,8 @@ def check_model_gradients(
     reports = [loss_report, *_leaf_checks(model, params, x, d_outputs, grads, rng, tolerance, samples)]
     if not np.array_equal(x, x_before, equal_nan=True):
         raise GradientCheckError("x was changed by the model's forward or backward (a forward never mutates its input)")
+    paths = tree_paths(tree_flatten(params)[1])
+    for path, leaf, before in zip(paths, tree_flatten(params)[0], leaves_before):
+        if not np.array_equal(leaf, before, equal_nan=True):
+            raise GradientCheckError(f"params.{path} was changed by the model's forward or backward (parameters are read-only)")
     return GradientReport(inputs=tuple(reports))

@@ -172,8 +172,10 @@ def _is_namedtuple(node: object) -> bool:
 
 
 def _check_key(path: str, key: object) -> str:
-    if not isinstance(key, str) or not key or "." in key or "/" in key:
-        raise TypeError(f"{path or 'tree'}: expected dict keys that are non-empty strings without '.' or '/', got {key!r}")
+    if not isinstance(key, str):
+        raise TypeError(f"{path or 'tree'}: expected dict keys that are strings, got {type(key).__name__} {key!r}")
+    if not key or "." in key or "/" in key:
+        raise ValueError(f"{path or 'tree'}: expected dict keys that are non-empty strings without '.' or '/', got {key!r}")
     return key
 
 
@@ -186,9 +188,9 @@ def _children(node: object, path: str) -> tuple[Any, Any, list[object]] | None:
     if _is_namedtuple(node):
         fields = tuple(node_class._fields)
         return node_class, fields, list(node)  # type: ignore[call-overload]
-    if isinstance(node, (tuple, list)):
-        return (tuple if isinstance(node, tuple) else list), len(node), list(node)
-    if isinstance(node, dict):
+    if isinstance(node, (tuple, list)) and node_class in (tuple, list):  # a subclass would come back as the plain class
+        return node_class, len(node), list(node)
+    if isinstance(node, dict) and node_class is dict:
         keys = tuple(sorted(_check_key(path, key) for key in node))
         return dict, keys, [node[key] for key in keys]
     return None
@@ -211,7 +213,7 @@ def _flatten(node: object, path: str, leaves: list[FloatArray]) -> _Structure:
             f"got {type(node).__name__}"
         )
     kind, labels, children = container
-    names = [str(index) for index in range(labels)] if kind in (tuple, list) else list(labels)
+    names = _labels((kind, labels, ()))
     return (kind, labels, tuple(_flatten(child, _join(path, name), leaves) for name, child in zip(names, children)))
 
 
@@ -229,6 +231,11 @@ def _unflatten(node: _Structure, leaves: Iterator[FloatArray]) -> object:
     return kind(**dict(zip(labels, values)))
 
 
+def _class_name(kind: type[Any], other: type[Any]) -> str:
+    """``kind``'s name, qualified by its module where ``other`` has the same short name."""
+    return f"{kind.__module__}.{kind.__qualname__}" if kind.__name__ == other.__name__ else kind.__name__
+
+
 def _describe_difference(expected: _Structure, received: _Structure, path: str) -> Exception:
     """The error for the first place where two structures differ; ``path`` names the place."""
     where = path or "tree"
@@ -236,7 +243,7 @@ def _describe_difference(expected: _Structure, received: _Structure, path: str) 
         kinds = ("an array" if node is None else node[0].__name__ for node in (expected, received))
         return TypeError(f"{where}: expected {next(kinds)}, got {next(kinds)}")
     if expected[0] is not received[0]:
-        return TypeError(f"{where}: expected {expected[0].__name__}, got {received[0].__name__}")
+        return TypeError(f"{where}: expected {_class_name(expected[0], received[0])}, got {_class_name(received[0], expected[0])}")
     if expected[1] != received[1]:
         what = f"a {expected[0].__name__} of" if expected[0] in (tuple, list) else "the keys" if expected[0] is dict else "the fields"
         return ValueError(f"{where}: expected {what} {expected[1]}, got {received[1]}")

@@ -37,7 +37,7 @@ class Model(Generic[P]):
         predict: ``predict(outputs)`` -> class labels (N,).
         prepare: ``prepare(images, dtype)`` turns uint8 images (N, 28, 28) into the model's input.
         name: what messages and checkpoints call it (``lenet5``, or the import path of your own).
-        summary: one line for ``--help``.
+        summary: a one-line description.
         curvature: for SDLM, ``curvature(h_outputs, d_outputs, cache)`` -> the Gauss-Newton
             diagonal (a tree like params), from the loss's curvature and gradient in the outputs;
             ``None`` if the model has none.
@@ -90,6 +90,10 @@ class ModelImportError(ValueError):
 def import_model(path: str) -> Model[Any]:
     """The ``Model`` at the import path ``package.module:NAME`` (``NAME`` may be dotted), named by the path.
 
+    Importing a module runs its top-level code: a checkpoint that names a model of your own is
+    loaded by importing that module, so load such checkpoints only from sources you trust (the
+    built-in models' names import nothing).
+
     Args:
         path: where the model is, as ``module:attribute``.
 
@@ -104,7 +108,7 @@ def import_model(path: str) -> Model[Any]:
     module_name, attribute = path.split(":")
     try:
         found: object = importlib.import_module(module_name)
-    except Exception as error:  # a user's module may fail in any way while it runs
+    except (Exception, SystemExit) as error:  # a user's module may fail in any way while it runs, or exit
         raise ModelImportError(f"model {path}: cannot import {module_name} ({type(error).__name__}: {error})") from None
     for part in attribute.split("."):
         if not hasattr(found, part):

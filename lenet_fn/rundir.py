@@ -78,7 +78,13 @@ def load_state(path: Path) -> tuple[TrainConfig, TrainState]:
         )
     try:
         config = TrainConfig.from_dict(metadata["config"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: incomplete training state ({type(error).__name__}: {error})") from None
+    try:
         model = get_model(config.model)
+    except ValueError as error:
+        raise CheckpointError(f"{path}: {error}") from None
+    try:
         template = model.init(np.random.default_rng(0), dtype=config.dtype)
         order = checkpoint.extra.get("resume", {}).get("order")
         state = TrainState(

@@ -28,7 +28,7 @@ from lenet_fn.optim import SCHEDULES, SDLM_MU
 from lenet_fn.parallel import Workers, default_threads
 from lenet_fn.params import tree_size
 from lenet_fn.plots import PLOT_HINT, matplotlib_available, plot_error_rates
-from lenet_fn.protocol import Model
+from lenet_fn.protocol import Model, is_import_path
 from lenet_fn.runtime import reuse_freed_memory
 from lenet_fn.state import EpochMetrics, PreparedData, TrainingDiverged, TrainingInterrupted, TrainState, initial_state, prepare_data
 
@@ -116,7 +116,7 @@ _CONFIG_FLAGS = (
 
 
 def _config_from_flags(args: argparse.Namespace) -> TrainConfig:
-    model = args.model or "lenet5"
+    model = "lenet5" if args.model is None else args.model
     optimizer = args.optimizer or "momentum"
     defaults = defaults_for(model, optimizer)
     values: dict[str, Any] = {
@@ -177,9 +177,13 @@ def _start(args: argparse.Namespace, stderr: IO[str]) -> tuple[TrainConfig, Trai
         check_trainable(model, config)
     except ValueError as error:
         raise UsageError(f"--{error}") from None
-    if args.resume is None:
-        state = initial_state(model, config)
-    data = prepare_data(model, load_or_download_mnist(args.dataset, progress=stderr), limit=config.limit, dtype=config.dtype)
+    dataset = load_or_download_mnist(args.dataset, progress=stderr)
+    try:  # a model of your own may raise anything: one line, naming it
+        if args.resume is None:
+            state = initial_state(model, config)
+        data = prepare_data(model, dataset, limit=config.limit, dtype=config.dtype)
+    except Exception as error:
+        raise UsageError(f"--model {config.model}: its init or prepare failed ({type(error).__name__}: {error})") from None
     run_dir.mkdir(parents=True, exist_ok=True)
     return config, state, run_dir, model, data
 
@@ -241,6 +245,12 @@ def _train(model: Model[Any], config: TrainConfig, data: PreparedData, state: Tr
         finished = len(error.state.history)
         kept = f"{last} (end of epoch {finished}) is the last good checkpoint" if finished else "no checkpoint was written"
         print(f"error: {error}; training stopped, {kept}. Try a smaller --lr.", file=stderr)
+        return 1
+    except Exception as error:
+        if not is_import_path(config.model):
+            raise  # the library's own models: a bug, whose traceback says where
+        print(f"error: the model {config.model} failed while training ({type(error).__name__}: {error}); "
+              f"{run_dir / rundir.LAST} holds the last finished epoch, if any", file=stderr)  # fmt: skip
         return 1
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -181,12 +182,71 @@ def test_wrong_backwards_are_caught_and_the_input_named(
                          r"tolerance [\d.e+-]+ \(atol 1e-07 \+ rtol 1e-05 \* \|numeric\|\); \d+ of \d+ checked elements outside$", text)
 
 
-def test_the_correct_versions_of_the_table_pass(rng: np.random.Generator) -> None:
-    """The wrong backwards above fail for their mistake, not because of the inputs they are given."""
-    check_backward(ops.relu_forward, ops.relu_backward, rng.standard_normal((3, 4)) + 0.1, rng=rng)
-    check_backward(ops.linear_forward, ops.linear_backward, _linear_square(rng), rng=rng)
-    check_backward(_product_forward, lambda d, c: (d * c[1], d * c[0]), (rng.standard_normal(6), rng.standard_normal(6)), rng=rng)
-    check_backward(_scale_forward, lambda d, c: 3.0 * d, rng.standard_normal(5), rng=rng)
+def _scale_backward(d_out: np.ndarray[Any, Any], cache: WritableCache) -> np.ndarray[Any, Any]:
+    return 3.0 * d_out
+
+
+CORRECT: dict[str, tuple[Any, Any]] = {  # label: (forward, backward) for the same inputs
+    "sign flip": (ops.relu_forward, ops.relu_backward),
+    "missing factor 2": (ops.rbf_forward, ops.rbf_backward),
+    "transposed weight gradient": (ops.linear_forward, ops.linear_backward),
+    "the gradient of the wrong input": (_product_forward, lambda d, c: (d * c[1], d * c[0])),
+    "bias summed over the wrong axis": (ops.linear_forward, ops.linear_backward),
+    "pool window off by one": (ops.avg_pool2d_forward, ops.avg_pool2d_backward),
+    "ignores d_out": (ops.sigmoid_forward, ops.sigmoid_backward),
+    "convolution instead of correlation": (lambda x, w, b: ops.conv2d_forward(x, w, b, padding=1), ops.conv2d_backward),
+    "mutates its cache": (_scale_forward, _scale_backward),
+    "mutates its input": (lambda x: (2.0 * x, None), lambda d, c: 2.0 * d),
+}
+
+
+@pytest.mark.parametrize(("label", "make"), [(row[0], row[3]) for row in WRONG_BACKWARDS], ids=[row[0] for row in WRONG_BACKWARDS])
+def test_the_correct_version_of_each_row_passes(label: str, make: Any, rng: np.random.Generator) -> None:
+    """Each wrong backward above fails for its mistake, not because of the inputs it is given."""
+    forward, backward = CORRECT[label]
+    assert check_backward(forward, backward, make(rng), rng=rng).worst_ratio <= 1.0
+
+
+class PlainCache:
+    def __init__(self, x: np.ndarray[Any, Any]) -> None:
+        self.x = x
+
+
+@pytest.mark.parametrize("make_cache", [lambda x: {"x": x}, lambda x: [x], PlainCache, dataclasses.make_dataclass("Cache", ["x"])],
+                         ids=["dict", "list", "plain object", "dataclass"])  # fmt: skip
+def test_a_backward_that_writes_to_any_kind_of_cache_is_caught(make_cache: Any, rng: np.random.Generator) -> None:
+    def backward(d_out: Any, cache: Any) -> Any:
+        members = cache if isinstance(cache, list) else [cache["x"]] if isinstance(cache, dict) else [cache.x]
+        members[0][...] = 0.0
+        return 3.0 * d_out
+
+    with pytest.raises(GradientCheckError, match=r"^backward changed its cache"):
+        check_backward(lambda x: (3.0 * x, make_cache(x.copy())), backward, rng.standard_normal(4), rng=rng)
+
+
+def test_a_backward_that_writes_to_d_out_is_caught(rng: np.random.Generator) -> None:
+    def backward(d_out: Any, cache: Any) -> Any:
+        d_out *= 2.0
+        return d_out
+
+    with pytest.raises(GradientCheckError, match=r"^backward changed d_out, the upstream gradient it was given"):
+        check_backward(lambda x: (x.copy(), None), backward, rng.standard_normal(4), rng=rng)
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "message"),
+    [
+        ("atol", -1.0, "atol: expected a finite number >= 0, got -1.0"),
+        ("rtol", float("nan"), "rtol: expected a finite number >= 0, got nan"),
+        ("atol", 0.0, "atol, rtol: expected at least one of them > 0, got both 0 (no difference would pass)"),
+        ("eps", 0.0, "eps: expected a step > 0, got 0.0"),
+        ("samples", 0, "samples: expected an integer >= 1, got 0"),
+    ],
+)
+def test_bad_tolerances_and_sample_counts_are_refused(keyword: str, value: float, message: str) -> None:
+    options: dict[str, Any] = {keyword: value, **({"rtol": 0.0} if keyword == "atol" and value == 0.0 else {})}
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        check_backward(ops.relu_forward, ops.relu_backward, np.ones(3), **options)
 
 
 def test_inputs_without_a_gradient_are_skipped_and_named(rng: np.random.Generator) -> None:

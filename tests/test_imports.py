@@ -15,12 +15,16 @@ MODULES = sorted(path.stem for path in PACKAGE.glob("*.py") if path.stem != "__m
 
 def _imports(module: str) -> set[str]:
     """The lenet_fn modules that ``module`` imports anywhere, inside functions too (a lazy import
-    dodges a cycle, it does not remove it); ``from lenet_fn import x`` counts as the package."""
+    dodges a cycle, it does not remove it). ``from lenet_fn import x`` counts as module ``x`` when
+    ``x`` is one, else as the package (``__init__``); relative imports are resolved likewise."""
     tree = ast.parse((PACKAGE / f"{module}.py").read_text())
     found: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lenet_fn"):
-            parts = node.module.split(".")
+        if isinstance(node, ast.ImportFrom):
+            source = ".".join(["lenet_fn", *([node.module] if node.module else [])]) if node.level else node.module or ""
+            parts = source.split(".")
+            if parts[0] != "lenet_fn":
+                continue
             if len(parts) > 1:
                 found.add(parts[1])
             else:

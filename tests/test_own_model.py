@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from lenet_fn import evaluate, plots, predict, show, train
-from lenet_fn.checkpoint import load_checkpoint
+from lenet_fn.checkpoint import load_checkpoint, save_checkpoint
 from lenet_fn.data import load_mnist, repository_dataset_dir
 from lenet_fn.models import get_model
 
@@ -61,6 +61,18 @@ def prepare(images, dtype):
 TINY = Model(init=init, forward=forward, backward=backward, loss_forward=losses.softmax_cross_entropy_forward,
              loss_backward=losses.softmax_cross_entropy_backward, predict=predict_largest, prepare=prepare)
 NOT_A_MODEL = 42
+
+
+def _broken_init(rng, *, dtype=np.float32):
+    raise RuntimeError("no weights today")
+
+
+def _broken_backward(d_logits, cache):
+    raise KeyError("hidden")
+
+
+BROKEN_INIT = attrs.evolve(TINY, init=_broken_init)
+BROKEN_BACKWARD = attrs.evolve(TINY, backward=_broken_backward)
 '''
 
 
@@ -117,11 +129,42 @@ def test_the_cli_trains_it_by_import_path_and_evaluate_and_predict_load_it(tiny_
         (["--model", "my_nets.tiny:NOT_A_MODEL"], "error: --model my_nets.tiny:NOT_A_MODEL: expected a lenet_fn Model, got int"),
         (["--model", "my_nets.tiny:MISSING"], "error: --model my_nets.tiny:MISSING: module my_nets.tiny has no attribute 'MISSING'"),
         (["--model", "lenet6"], "error: --model: expected one of lenet5, lenet5-relu, mlp or an import path module:NAME, got 'lenet6'"),
+        (["--model", ""], "error: --model: expected one of lenet5, lenet5-relu, mlp or an import path module:NAME, got ''"),
+        (["--model", ":"], "error: --model: expected one of lenet5, lenet5-relu, mlp or an import path module:NAME, got ':'"),
+        (["--model", "a:b:c"], "error: --model: expected one of lenet5, lenet5-relu, mlp or an import path module:NAME, got 'a:b:c'"),
+        (["--model", "my_nets.tiny:BROKEN_INIT"],
+         "error: --model my_nets.tiny:BROKEN_INIT: its init or prepare failed (RuntimeError: no weights today)"),
     ],
 )  # fmt: skip
 def test_what_cannot_work_is_one_line(tiny_module: str, tmp_path: Path, flags: list[str], message: str) -> None:
     status, out, err = _cli(train, [*flags, "--limit", "100", "--epochs", "1", "--out", str(tmp_path / "run")])
     assert status == 2 and out == "" and err == message + "\n"
+
+
+def test_a_model_failing_while_it_trains_is_one_line(tiny_module: str, tmp_path: Path) -> None:
+    status, out, err = _cli(train, ["--model", "my_nets.tiny:BROKEN_BACKWARD", "--limit", "100", "--epochs", "1", "--out", str(tmp_path)])
+    assert status == 1 and err == (
+        f"error: the model my_nets.tiny:BROKEN_BACKWARD failed while training (KeyError: 'hidden'); "
+        f"{tmp_path / 'last.npz'} holds the last finished epoch, if any\n"
+    )
+
+
+def test_a_checkpoint_whose_model_no_longer_imports_is_one_line(tiny_module: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    flags = ["--model", tiny_module, "--limit", "100", "--epochs", "1", "--batch-size", "50", "--out", str(tmp_path / "run")]
+    assert _cli(train, flags)[0] == 0
+    monkeypatch.setattr(sys, "path", [entry for entry in sys.path if entry != str(tmp_path)])
+    for name in [name for name in sys.modules if name.startswith("my_nets")]:
+        monkeypatch.delitem(sys.modules, name)
+    last = tmp_path / "run" / "last.npz"
+    cannot = f"model {tiny_module}: cannot import my_nets.tiny (ModuleNotFoundError: No module named 'my_nets')"
+    assert _cli(train, ["--resume", str(last)]) == (2, "", f"error: {last}: {cannot}\n")
+    assert _cli(evaluate, [str(last)]) == (2, "", f"error: {last}: {cannot}\n")
+
+
+def test_a_tree_path_named_metadata_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="^params: the path 'metadata' is where a checkpoint keeps its metadata; rename that entry of the tree$"):
+        save_checkpoint(tmp_path / "x.npz", {"metadata": np.zeros(2)}, model="mine")
+    assert not list(tmp_path.iterdir())
 
 
 def test_fit_refuses_sdlm_without_curvature(tiny_module: str) -> None:

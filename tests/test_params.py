@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import re
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -138,8 +139,12 @@ def test_dict_list_and_namedtuple_trees_have_dotted_paths(rng: np.random.Generat
     doubled = tree_map(lambda a: a * 2, trees["dict"])
     assert isinstance(doubled["conv"], DenseLayer) and isinstance(doubled["head"], list)
     np.testing.assert_array_equal(doubled["conv"].w, 2 * trees["dict"]["conv"].w)
-    with pytest.raises(TypeError, match=re.escape("conv: expected dict keys that are non-empty strings without '.' or '/', got 'a.b'")):
+    with pytest.raises(ValueError, match=re.escape("conv: expected dict keys that are non-empty strings without '.' or '/', got 'a.b'")):
         tree_flatten({"conv": {"a.b": np.zeros(1)}})
+    with pytest.raises(TypeError, match=re.escape("tree: expected dict keys that are strings, got int 3")):
+        tree_flatten({3: np.zeros(1)})
+    with pytest.raises(TypeError, match="tree: expected an array, an attrs parameter class, a tuple, a list, a dict or a NamedTuple, got OrderedDict"):
+        tree_flatten(collections.OrderedDict(a=np.zeros(1)))  # a dict subclass would come back as a plain dict
     with pytest.raises(ValueError, match=re.escape("rest[0]: expected the keys ('conv', 'head'), got ('conv',)")):
         tree_map(lambda a, b: a, trees["dict"], {"conv": trees["dict"]["conv"]})
 
