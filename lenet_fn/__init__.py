@@ -63,6 +63,7 @@ from lenet_fn.params import (
     uniform_fan_in,
 )
 from lenet_fn.protocol import Model
+from lenet_fn.sequential import sequential
 from lenet_fn.shipped import pretrained
 from lenet_fn.version import __version__
 
@@ -107,6 +108,7 @@ __all__ = [
     "rbf_backward",
     "rbf_forward",
     "sdlm_learning_rates",
+    "sequential",
     "relative_error",
     "relu_backward",
     "relu_forward",

@@ -29,6 +29,7 @@ from lenet_fn.params import (
     SubsampleParams,
     init_conv2d,
     init_linear,
+    init_partial_conv2d,
     init_subsample,
 )
 from lenet_fn.protocol import Model, import_model, predict_largest, predict_smallest
@@ -87,12 +88,7 @@ def init_lenet5(rng: np.random.Generator, *, dtype: npt.DTypeLike = np.float32) 
     dtype = check_float_dtype("dtype", dtype)
     c1 = init_conv2d(rng, 1, 6, 5, scheme="lecun98", dtype=dtype)
     s2 = init_subsample(rng, 6, dtype=dtype)
-    inputs_per_map = C3_TABLE.sum(axis=1)
-    bound = 2.4 / (inputs_per_map * 25)  # per C3 map
-    c3 = PartialConv2dParams(
-        w=(rng.uniform(-1.0, 1.0, size=(int(inputs_per_map.sum()), 5, 5)) * np.repeat(bound, inputs_per_map)[:, None, None]).astype(dtype),
-        b=(rng.uniform(-1.0, 1.0, size=16) * bound).astype(dtype),
-    )
+    c3 = init_partial_conv2d(rng, C3_TABLE, 5, dtype=dtype)
     s4 = init_subsample(rng, 16, dtype=dtype)
     c5 = init_conv2d(rng, 16, 120, 5, scheme="lecun98", dtype=dtype)
     f6 = init_linear(rng, 120, 84, scheme="lecun98", dtype=dtype)

@@ -1,6 +1,6 @@
 """``Net``: a thin stateful wrapper over the pure functions, for code written against the seed's API.
 
-    net = Net("lenet5", rng=np.random.default_rng(0))
+    net = Net("lenet5", rng=np.random.default_rng(0))   # or Net(sequential(...)), or any Model
     out = net(x)                 # forward, remembers the caches
     loss = net.loss(out, y)      # the model's loss, remembers its cache
     net.backward()               # gradients into net.grads
@@ -20,13 +20,15 @@ import numpy.typing as npt
 from lenet_fn.arrays import FloatArray, IntArray
 from lenet_fn.models import get_model
 from lenet_fn.optim import momentum_init, momentum_step
+from lenet_fn.protocol import Model
 
 
 class Net:
     """A model with its parameters, momentum state and the caches of the last forward pass.
 
     Args:
-        model: ``lenet5``, ``lenet5-relu`` or ``mlp``.
+        model: a ``Model`` (built-in, ``sequential(...)``, or your own), or the name of a built-in
+            one or the import path of yours (``lenet5``, ``my_package.my_module:MY_NET``).
         params: initial parameters (a tree of the model's class); drawn from ``rng`` when omitted.
         rng: the generator for the initial parameters (``numpy.random.default_rng(0)`` when both
             ``params`` and ``rng`` are omitted).
@@ -37,7 +39,7 @@ class Net:
 
     def __init__(
         self,
-        model: str = "lenet5",
+        model: str | Model[Any] = "lenet5",
         *,
         params: Any = None,
         rng: np.random.Generator | None = None,
@@ -45,7 +47,9 @@ class Net:
         weight_decay: float = 0.0,
         dtype: npt.DTypeLike = np.float32,
     ) -> None:
-        self.model = get_model(model)
+        if not isinstance(model, (str, Model)):
+            raise TypeError(f"model: expected a lenet_fn Model or a model's name, got {type(model).__name__}")
+        self.model: Model[Any] = get_model(model) if isinstance(model, str) else model
         self.params: Any = params if params is not None else self.model.init(rng or np.random.default_rng(0), dtype=dtype)
         self.velocity: Any = momentum_init(self.params)
         self.momentum = momentum
@@ -55,7 +59,7 @@ class Net:
         self._loss_cache: Any = None
 
     def __call__(self, x: FloatArray) -> FloatArray:
-        """The forward pass on prepared inputs ``x`` (``self.model.prepare``); returns outputs (N, 10)."""
+        """The forward pass on prepared inputs ``x`` (``self.model.prepare``); returns outputs (N, K)."""
         outputs, self._cache = self.model.forward(self.params, x)
         self._loss_cache = None
         return outputs

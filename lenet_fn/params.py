@@ -503,3 +503,41 @@ def init_subsample(
     coeff = uniform_fan_in(rng, (channels,), fan_in=size * size, dtype=dtype)
     bias = uniform_fan_in(rng, (channels,), fan_in=size * size, dtype=dtype)
     return SubsampleParams(coeff=coeff, bias=bias)
+
+
+def init_partial_conv2d(
+    rng: np.random.Generator,
+    table: npt.NDArray[np.bool_],
+    kernel_size: int,
+    *,
+    scheme: InitScheme = "lecun98",
+    dtype: npt.DTypeLike = np.float32,
+) -> PartialConv2dParams:
+    """A new partially connected convolution: one kernel per connection of ``table``.
+
+    The fan-in of an output map counts only its connected input maps (for LeNet-5's C3: 75, 100
+    or 150 inputs), so each map has its own bound.
+
+    Args:
+        rng: the random generator.
+        table: which input maps feed each output map, boolean, shape (C_out, C_in).
+        kernel_size: the kernels' side.
+        scheme: ``"lecun98"`` (weights and biases in +-2.4 / fan-in) or ``"he"`` (weights in
+            +-sqrt(6 / fan-in), biases zero).
+        dtype: float32 or float64.
+
+    Returns:
+        ``PartialConv2dParams`` with ``w`` (connections, k, k) and ``b`` (C_out,).
+    """
+    rng = check_rng(rng)
+    float_dtype = check_float_dtype("dtype", dtype)
+    kernel_size = check_int("kernel_size", kernel_size, minimum=1)
+    inputs_per_map = np.asarray(table, dtype=bool).sum(axis=1)
+    fan_in = inputs_per_map * kernel_size * kernel_size
+    if scheme not in ("lecun98", "he"):
+        raise ValueError(f"scheme: expected 'lecun98' or 'he', got {scheme!r}")
+    bound = 2.4 / fan_in if scheme == "lecun98" else np.sqrt(6.0 / fan_in)
+    shape = (int(inputs_per_map.sum()), kernel_size, kernel_size)
+    w = (rng.uniform(-1.0, 1.0, size=shape) * np.repeat(bound, inputs_per_map)[:, None, None]).astype(float_dtype)
+    b = (rng.uniform(-1.0, 1.0, size=table.shape[0]) * bound).astype(float_dtype) if scheme == "lecun98" else np.zeros(table.shape[0], float_dtype)
+    return PartialConv2dParams(w=w, b=b)
