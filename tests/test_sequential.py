@@ -4,7 +4,12 @@ that do not chain are one-line errors naming the layer; Net and fit take any seq
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +41,8 @@ from lenet_fn.protocol import Model
 from lenet_fn.sequential import sequential
 from lenet_fn.train import train_step
 from tests.op_cases import SMALL_TABLE
+
+REPOSITORY = Path(__file__).resolve().parents[1]
 
 SEQUENTIAL_LENET5 = sequential(
     Conv2D(1, 6, 5, scheme="lecun98", name="c1"), Squash(),
@@ -218,3 +225,20 @@ def test_sdlm_trains_a_sequential(rng: np.random.Generator) -> None:
     same = train.fit(LENET5, config, train.prepare_data(LENET5, load_mnist(repository_dataset_dir()), limit=200), train.initial_state(LENET5, config))
     assert state.history[0].test_error == same.history[0].test_error  # the curvature passes agree too
     _assert_same_leaves(state.params, same.params)
+
+
+def test_the_layers_example_trains_below_3_percent_and_as_the_command_does(tmp_path: Path) -> None:
+    """examples/lenet5_from_layers.py, one epoch with Net on all of MNIST, against the same network
+    and settings through ``python -m lenet_fn.train --model lenet5_from_layers:LENET5``."""
+    examples = REPOSITORY / "examples"
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(examples), os.environ.get("PYTHONPATH", "")])}
+    example = subprocess.run([sys.executable, str(examples / "lenet5_from_layers.py")], capture_output=True, text=True, check=False)
+    assert example.returncode == 0, example.stderr
+    flags = ["--model", "lenet5_from_layers:LENET5", "--batch-size", "32", "--lr", "0.002", "--momentum", "0.9", "--warmup", "500",
+             "--schedule", "paper", "--weight-decay", "0", "--no-distort", "--threads", "1", "--epochs", "1", "--out", str(tmp_path)]  # fmt: skip
+    command = subprocess.run([sys.executable, "-m", "lenet_fn.train", *flags], capture_output=True, text=True, env=environment, cwd=tmp_path, check=False)
+    assert command.returncode == 0, command.stderr
+    epoch = json.loads((tmp_path / "metrics.json").read_text())["epochs"][0]
+    expected = (f"epoch 1: loss {epoch['loss']:.6f}  train error {100 * epoch['train_error']:.2f}%  "
+                f"test error {100 * epoch['test_error']:.2f}%")  # fmt: skip
+    assert example.stdout.strip() == expected and epoch["test_error"] < 0.03
