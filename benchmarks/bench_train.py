@@ -19,13 +19,10 @@ This is a measurement, not a test: run it on a quiet machine.
 from __future__ import annotations
 
 import argparse
-import functools
 import statistics
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -34,11 +31,14 @@ import numpy as np
 from lenet_fn import ops, reference
 from lenet_fn.augment import distort
 from lenet_fn.data import load_mnist, repository_dataset_dir
-from lenet_fn.models import C3_TABLE, LENET5, MODELS, lenet5_backward
+from lenet_fn.bitmaps import rbf_centers
+from lenet_fn.layers import RBF, Conv2D, Flatten, Linear, PartialConv2D, Squash, Subsampling
+from lenet_fn.models import C3_TABLE, LENET5, MODELS
 from lenet_fn.optim import momentum_init, momentum_step
 from lenet_fn.parallel import Workers, default_threads
+from lenet_fn.params import Conv2dParams, PartialConv2dParams, SubsampleParams
 from lenet_fn.protocol import Model
-from lenet_fn.rules import BACKWARD, ReverseRules
+from lenet_fn.sequential import sequential
 from lenet_fn.runtime import reuse_freed_memory
 from lenet_fn.train import DEFAULTS, forward_backward, predict_outputs
 
@@ -68,128 +68,111 @@ def step_images_per_second(model: Model[Any], x: np.ndarray[Any, Any], labels: n
 
 
 # --------------------------------------------------------------------------------------------
-# per-layer breakdown: time every outermost op call of one forward and one backward
+# LeNet-5 from layers: timed layer by layer, or computed by the loop references
 
 
-@contextmanager
-def patched_ops(replacements: dict[str, Callable[..., Any]]) -> Iterator[ReverseRules]:
-    """Within the block, ``lenet_fn.ops`` has ``replacements``; yields the reverse rules made of the
-    block's backwards, for ``lenet5_with``."""
-    originals = {name: getattr(ops, name) for name in replacements}
-    for name, function in replacements.items():
-        setattr(ops, name, function)
-    try:
-        yield attrs.evolve(BACKWARD, **{field.name: getattr(ops, f"{field.name}_backward") for field in attrs.fields(ReverseRules)})
-    finally:
-        for name, function in originals.items():
-            setattr(ops, name, function)
+def lenet5_layers(conv: type[Conv2D], partial_conv: type[PartialConv2D], subsampling: type[Subsampling]) -> list[Any]:
+    """The paper's LeNet-5 as layers (the same numbers as ``models.LENET5``), with the given
+    classes for its convolutions and subsamplings."""
+    return [
+        conv(1, 6, 5, scheme="lecun98", name="c1"), Squash(), subsampling(6, name="s2"), Squash(),
+        partial_conv(C3_TABLE, 5, name="c3"), Squash(), subsampling(16, name="s4"), Squash(),
+        conv(16, 120, 5, scheme="lecun98", name="c5"), Squash(), Flatten(), Linear(120, 84, scheme="lecun98", name="f6"), Squash(),
+        RBF(rbf_centers(np.float64)),
+    ]  # fmt: skip
 
 
-def lenet5_with(rules: ReverseRules) -> Model[Any]:
-    """LeNet-5 whose backward walk takes ``rules``, passed as a parameter (the forwards are still
-    swapped by ``patched_ops``, which sets attributes of ``lenet_fn.ops`` within its block)."""
-    return attrs.evolve(LENET5, backward=functools.partial(lenet5_backward, rules=rules))
-
-
-@contextmanager
-def timed_ops() -> Iterator[tuple[list[tuple[str, float]], ReverseRules]]:
-    """Wraps every ``*_forward``/``*_backward`` of ``lenet_fn.ops``; records (name, seconds) of outermost calls."""
-    records: list[tuple[str, float]] = []
-    depth = threading.local()
-    originals = {name: getattr(ops, name) for name in dir(ops) if name.endswith(("_forward", "_backward"))}
-
-    def wrap(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            level = getattr(depth, "level", 0)
-            depth.level = level + 1
-            started = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                depth.level = level
-                if level == 0:
-                    records.append((name, time.perf_counter() - started))
-
-        return timed
-
-    with patched_ops({name: wrap(name, function) for name, function in originals.items()}) as rules:
-        yield records, rules
-
-
-def layer_breakdown(x: np.ndarray[Any, Any], labels: np.ndarray[Any, Any], repeats: int = 5) -> list[tuple[str, float, float]]:
-    """(layer and op, forward seconds, backward seconds) of every op call of one LeNet-5 step."""
-    model = LENET5
-    params = model.init(np.random.default_rng(0))
-    forward_backward(model, params, x, labels)
-    totals: dict[int, list[float]] = {}
-    names: list[str] = []
-    for _ in range(repeats):
-        with timed_ops() as (records, rules):
-            forward_backward(lenet5_with(rules), params, x, labels)
-        forwards = [(name, seconds) for name, seconds in records if name.endswith("_forward")]
-        backwards = [seconds for name, seconds in records if name.endswith("_backward")]
-        names = [name.removesuffix("_forward") for name, _ in forwards]
-        backwards = backwards[::-1] + [0.0] * (len(forwards) - len(backwards))
-        for index, ((_, seconds), back) in enumerate(zip(forwards, backwards)):
-            totals.setdefault(index, [0.0, 0.0])
-            totals[index][0] += seconds / repeats
-            totals[index][1] += back / repeats
-    layer_names = [field.name for field in attrs.fields(type(model.forward(params, x[:1])[1]))]
-    if len(layer_names) != len(names):
-        layer_names = names
-    return [(f"{layer:<10} {op}", totals[i][0], totals[i][1]) for i, (layer, op) in enumerate(zip(layer_names, names))]
-
-
-# --------------------------------------------------------------------------------------------
-# loop references
+def lenet5_of(layers: list[Any]) -> Model[Any]:
+    return sequential(*layers, loss="map", prepare=LENET5.prepare, input_shape=(1, 32, 32))
 
 
 @attrs.frozen
 class LoopCache:
-    arguments: tuple[Any, ...]
-    keywords: dict[str, Any]
+    x: np.ndarray[Any, Any]
+    w: np.ndarray[Any, Any]
 
 
-def _loop_ops() -> dict[str, Callable[..., Any]]:
-    """Forward/backward pairs with the ops' signatures, computed by the loop references."""
+@attrs.frozen(repr=False)
+class LoopConv2D(Conv2D):
+    """``Conv2D`` computed by ``reference.conv2d_reference`` and its backward."""
 
-    def conv_forward(x: Any, w: Any, b: Any, *, stride: Any = 1, padding: Any = 0) -> tuple[Any, LoopCache]:
-        return reference.conv2d_reference(x, w, b, stride=stride, padding=padding), LoopCache((x, w), {"stride": stride, "padding": padding})
+    def forward(self, params: Any, x: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], Any]:
+        return reference.conv2d_reference(x, params.w, params.b, stride=self.stride, padding=self.padding), LoopCache(x, params.w)
 
-    def conv_backward(d_out: Any, cache: LoopCache, *, input_grad: bool = True) -> tuple[Any, Any, Any]:
-        return reference.conv2d_backward_reference(d_out, *cache.arguments, **cache.keywords)
-
-    def pool(forward: Callable[..., Any], backward: Callable[..., Any]) -> tuple[Callable[..., Any], Callable[..., Any]]:
-        def pool_forward(x: Any, *, size: int = 2) -> tuple[Any, LoopCache]:
-            return forward(x, size=size), LoopCache((x,), {"size": size})
-
-        def pool_backward(d_out: Any, cache: LoopCache) -> Any:
-            return backward(d_out, *cache.arguments, **cache.keywords)
-
-        return pool_forward, pool_backward
-
-    def subsample_forward(x: Any, coeff: Any, bias: Any, *, size: int = 2) -> tuple[Any, LoopCache]:
-        return reference.subsample_reference(x, coeff, bias, size=size), LoopCache((x, coeff), {"size": size})
-
-    def subsample_backward(d_out: Any, cache: LoopCache) -> Any:
-        return reference.subsample_backward_reference(d_out, *cache.arguments, **cache.keywords)
-
-    avg_forward, avg_backward = pool(reference.avg_pool2d_reference, reference.avg_pool2d_backward_reference)
-    max_forward, max_backward = pool(reference.max_pool2d_reference, reference.max_pool2d_backward_reference)
-    return {
-        "conv2d_forward": conv_forward, "conv2d_backward": conv_backward,
-        "avg_pool2d_forward": avg_forward, "avg_pool2d_backward": avg_backward,
-        "max_pool2d_forward": max_forward, "max_pool2d_backward": max_backward,
-        "subsample_forward": subsample_forward, "subsample_backward": subsample_backward,
-    }  # fmt: skip
+    def backward(self, d_out: np.ndarray[Any, Any], cache: Any, *, input_grad: bool = True) -> tuple[Any, Any]:
+        d_x, d_w, d_b = reference.conv2d_backward_reference(d_out, cache.x, cache.w, stride=self.stride, padding=self.padding)
+        return d_x, Conv2dParams(w=d_w, b=d_b)
 
 
-@contextmanager
-def loop_references() -> Iterator[Model[Any]]:
-    """Within the block, the ops run on the loop references (partial_conv2d uses conv2d); yields
-    LeNet-5 with the matching reverse rules."""
-    with patched_ops(_loop_ops()) as rules:
-        yield lenet5_with(rules)
+@attrs.frozen(repr=False, eq=False)
+class LoopPartialConv2D(PartialConv2D):
+    """``PartialConv2D`` as the loop convolution of the dense kernel (zeros where the table has no connection)."""
+
+    def forward(self, params: Any, x: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], Any]:
+        dense = np.zeros(self.table.shape + params.w.shape[1:], dtype=params.w.dtype)
+        dense[self.table] = params.w
+        return reference.conv2d_reference(x, dense, params.b, stride=self.stride, padding=self.padding), LoopCache(x, dense)
+
+    def backward(self, d_out: np.ndarray[Any, Any], cache: Any, *, input_grad: bool = True) -> tuple[Any, Any]:
+        d_x, d_dense, d_b = reference.conv2d_backward_reference(d_out, cache.x, cache.w, stride=self.stride, padding=self.padding)
+        return d_x, PartialConv2dParams(w=d_dense[self.table], b=d_b)
+
+
+@attrs.frozen(repr=False)
+class LoopSubsampling(Subsampling):
+    """``Subsampling`` computed by ``reference.subsample_reference`` and its backward."""
+
+    def forward(self, params: Any, x: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], Any]:
+        return reference.subsample_reference(x, params.coeff, params.bias, size=self.size), LoopCache(x, params.coeff)
+
+    def backward(self, d_out: np.ndarray[Any, Any], cache: Any, *, input_grad: bool = True) -> tuple[Any, Any]:
+        d_x, d_coeff, d_bias = reference.subsample_backward_reference(d_out, cache.x, cache.w, size=self.size)
+        return d_x, SubsampleParams(coeff=d_coeff, bias=d_bias)
+
+
+LOOP_LENET5 = lenet5_of(lenet5_layers(LoopConv2D, LoopPartialConv2D, LoopSubsampling))
+"""LeNet-5 on the loop references: the seed's speed, for the speed-up of the fast ops."""
+
+
+@attrs.frozen(eq=False)
+class Timed:
+    """A layer whose forward and backward calls add their seconds to ``seconds[label]``."""
+
+    layer: Any
+    label: str
+    seconds: dict[str, list[float]]
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+    def __getattr__(self, attribute: str) -> Any:  # init, output_shape, curvature: the layer's own
+        return getattr(self.layer, attribute)
+
+    def forward(self, params: Any, x: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], Any]:
+        started = time.perf_counter()
+        result: tuple[np.ndarray[Any, Any], Any] = self.layer.forward(params, x)
+        self.seconds.setdefault(self.label, [0.0, 0.0])[0] += time.perf_counter() - started
+        return result
+
+    def backward(self, d_out: np.ndarray[Any, Any], cache: Any, *, input_grad: bool = True) -> tuple[Any, Any]:
+        started = time.perf_counter()
+        result: tuple[Any, Any] = self.layer.backward(d_out, cache, input_grad=input_grad)
+        self.seconds.setdefault(self.label, [0.0, 0.0])[1] += time.perf_counter() - started
+        return result
+
+
+def layer_breakdown(x: np.ndarray[Any, Any], labels: np.ndarray[Any, Any], repeats: int = 5) -> list[tuple[str, float, float]]:
+    """(layer, forward seconds, backward seconds) of one LeNet-5 step, each layer timed on its own."""
+    seconds: dict[str, list[float]] = {}
+    layers = lenet5_layers(Conv2D, PartialConv2D, Subsampling)
+    timed = lenet5_of([Timed(layer, f"{index:>2} {layer.name or ''} {type(layer).__name__}", seconds) for index, layer in enumerate(layers)])
+    params = timed.init(np.random.default_rng(0))
+    forward_backward(timed, params, x, labels)  # warm up
+    seconds.clear()
+    for _ in range(repeats):
+        forward_backward(timed, params, x, labels)
+    return [(label, forward / repeats, backward / repeats) for label, (forward, backward) in seconds.items()]
 
 
 def op_speedups(batch: int, rng: np.random.Generator) -> list[tuple[str, float, float]]:
@@ -363,8 +346,7 @@ def main() -> int:
     print(f"\nfast ops against the loop references, forward + backward, batch {args.batch_size} (ms)")
     for label, fast, loop in op_speedups(args.batch_size, rng):
         print(f"  {label:<24} fast {1e3 * fast:8.2f}   loops {1e3 * loop:9.1f}   speed-up {loop / fast:7.0f}x")
-    with loop_references() as loop_lenet5:
-        loops = step_images_per_second(loop_lenet5, x5, labels, Workers(1), 1)
+    loops = step_images_per_second(LOOP_LENET5, x5, labels, Workers(1), 1)
     print(f"  whole LeNet-5 step: {ours['lenet5']:.0f} images/s fast, {loops:.0f} images/s with the loop references "
           f"({ours['lenet5'] / loops:.0f}x; {60000 / loops:.0f} s per epoch)")
 

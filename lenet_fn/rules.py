@@ -1,8 +1,8 @@
 """The per-op rules of a model's reverse walk, typed: the gradient (``BACKWARD``) and SDLM's curvature.
 
 A model's backward visits its layers in reverse order and calls one rule per op. The same walk
-with the curvature rules (``curvature_rules``) gives the Gauss-Newton diagonal, and with other
-rules (the plain-loop references, in ``benchmarks/``) the same gradient computed another way.
+with the curvature rules (``curvature_rules``) gives the Gauss-Newton diagonal; with rules of your
+own (timed, logged, or computed another way) it computes what they compute.
 Each rule kind is a ``Protocol`` (the gradient or curvature in, the cache: positional), so mypy
 checks every call a model makes on a table.
 """
