@@ -130,8 +130,9 @@ class LoopSubsampling(Subsampling):
         return d_x, SubsampleParams(coeff=d_coeff, bias=d_bias)
 
 
-LOOP_LENET5 = lenet5_of(lenet5_layers(LoopConv2D, LoopPartialConv2D, LoopSubsampling))
-"""LeNet-5 on the loop references: the seed's speed, for the speed-up of the fast ops."""
+LOOP_LENET5 = attrs.evolve(lenet5_of(lenet5_layers(LoopConv2D, LoopPartialConv2D, LoopSubsampling)), curvature=None, loss_curvature=None)
+"""LeNet-5 on the loop references: the seed's speed, for the speed-up of the fast ops (no
+curvature: the loop layers keep caches of their own)."""
 
 
 @attrs.frozen(eq=False)

@@ -1,5 +1,6 @@
 """Layer objects for ``sequential``: one small frozen class per layer kind, holding only its
-hyperparameters (no arrays but RBF's fixed centers, no state).
+hyperparameters (no parameters and no state; the only arrays are the fixed ones that define a
+layer, PartialConv2D's connection table and RBF's centers, kept as read-only copies).
 
 Each layer names its op pair in ``lenet_fn.ops``, its curvature rule in ``lenet_fn.curvature`` and
 its initialiser in ``lenet_fn.params``, and knows five things:
@@ -29,6 +30,7 @@ from lenet_fn import curvature, ops
 from lenet_fn.arrays import FloatArray, FloatDType, check_float_array, check_int, check_int_pair, check_positive_float
 from lenet_fn.params import (
     Conv2dParams,
+    check_tree_key,
     InitScheme,
     LinearParams,
     PartialConv2dParams,
@@ -53,8 +55,30 @@ def _checked(layer: str, check: Callable[[], Any]) -> Any:
 
 
 def _check_scheme(layer: str, scheme: object) -> None:
+    """The initialiser's scheme (``params.InitScheme``), or a ValueError naming the layer."""
     if scheme not in ("lecun98", "he"):
         raise ValueError(f"{layer}: scheme: expected 'lecun98' or 'he', got {scheme!r}")
+
+
+def _check_name(layer: object) -> None:
+    """A layer's name keys its parameters: a tree key (no '.' or '/'), and not all digits, which
+    are the keys of unnamed layers (their indices)."""
+    name, kind = getattr(layer, "name"), type(layer).__name__
+    if name is None:
+        return
+    try:
+        check_tree_key("name", name)
+    except TypeError:
+        raise TypeError(f"{kind}: name: expected a string, got {type(name).__name__} {name!r}") from None
+    except ValueError:
+        raise ValueError(f"{kind}: name: expected a non-empty string without '.' or '/', got {name!r}") from None
+    if name.isdigit():
+        raise ValueError(f"{type(layer).__name__}: name: expected a name that is not a number (numbers key unnamed layers), got {name!r}")
+
+
+def _store(layer: object, field: str, value: object) -> None:
+    """Sets a field of a frozen layer to its checked, normalised value (once, when it is made)."""
+    object.__setattr__(layer, field, value)
 
 
 def _image_shape(shape: Shape, channels: int | None, meaning: str) -> tuple[int, int, int]:
@@ -66,17 +90,30 @@ def _image_shape(shape: Shape, channels: int | None, meaning: str) -> tuple[int,
     return shape[0], shape[1], shape[2]
 
 
+def _plain(value: object) -> object:
+    """A hyperparameter as written: ``(2, 2)`` as ``2``."""
+    return value[0] if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1] else value
+
+
 def _describe(layer: Any, shown: dict[str, object]) -> str:
-    """``Kind(a, b, key=value)``: the positional hyperparameters, then the keywords that differ
-    from their defaults (and the name)."""
+    """``Kind(a, b, key=value, name=...)``: the positional hyperparameters, then the keywords that
+    differ from their defaults, then the name."""
     parts = []
-    for field in attrs.fields(type(layer)):
-        value = shown.get(field.name, getattr(layer, field.name))
+    for field in sorted(attrs.fields(type(layer)), key=lambda field: field.name == "name"):
+        value = shown.get(field.name, _plain(getattr(layer, field.name)))
         if field.default is attrs.NOTHING:
             parts.append(str(value))
-        elif getattr(layer, field.name) != field.default:
+        elif _plain(getattr(layer, field.name)) != field.default:
             parts.append(f"{field.name}={value!r}")
     return f"{type(layer).__name__}({', '.join(parts)})"
+
+
+def _windows_output(shape: Shape, channels: int | None, size: int) -> Shape:
+    """The output shape of non-overlapping ``size`` x ``size`` windows over inputs of ``shape``."""
+    maps, height, width = _image_shape(shape, channels, "maps")
+    if size > min(height, width):
+        raise ValueError(f"expected an input of at least {size}x{size}, got {height}x{width}")
+    return (maps, height // size, width // size)
 
 
 # --------------------------------------------------------------------------------------------
@@ -84,10 +121,19 @@ def _describe(layer: Any, shown: dict[str, object]) -> str:
 
 
 @attrs.frozen(repr=False)
-class _Elementwise:
-    """An activation: the output has the input's shape; the rules come from the class."""
+class _Parameterless:
+    """A layer without parameters (an activation, a pool, Flatten): the op and its rules come
+    from the class, the hyperparameters from ``options``; the output has the input's shape
+    unless ``output_shape`` says otherwise."""
 
     name: str | None = attrs.field(default=None, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        _check_name(self)
+        self.check_hyperparameters()
+
+    def check_hyperparameters(self) -> None:
+        """Checks the layer's own hyperparameters (none here)."""
 
     forward_op: ClassVar[Callable[..., tuple[FloatArray, Any]]]
     backward_op: ClassVar[Callable[[FloatArray, Any], FloatArray]]
@@ -119,7 +165,7 @@ class _Elementwise:
 
 
 @attrs.frozen(repr=False)
-class ReLU(_Elementwise):
+class ReLU(_Parameterless):
     """``max(x, 0)``: ``ops.relu_forward``/``relu_backward``, ``curvature.relu_curvature``."""
 
     forward_op = ops.relu_forward
@@ -128,7 +174,7 @@ class ReLU(_Elementwise):
 
 
 @attrs.frozen(repr=False)
-class LeakyReLU(_Elementwise):
+class LeakyReLU(_Parameterless):
     """``x`` or ``slope * x``: ``ops.leaky_relu_forward``/``leaky_relu_backward``, ``curvature.leaky_relu_curvature``."""
 
     slope: float = 0.01
@@ -137,15 +183,15 @@ class LeakyReLU(_Elementwise):
     backward_op = ops.leaky_relu_backward
     curvature_op = curvature.leaky_relu_curvature
 
-    def __attrs_post_init__(self) -> None:
-        _checked("LeakyReLU", lambda: check_positive_float("slope", self.slope))
+    def check_hyperparameters(self) -> None:
+        _store(self, "slope", _checked("LeakyReLU", lambda: check_positive_float("slope", self.slope)))
 
     def options(self) -> dict[str, Any]:
         return {"slope": self.slope}
 
 
 @attrs.frozen(repr=False)
-class Sigmoid(_Elementwise):
+class Sigmoid(_Parameterless):
     """The logistic function: ``ops.sigmoid_forward``/``sigmoid_backward``, ``curvature.sigmoid_curvature``."""
 
     forward_op = ops.sigmoid_forward
@@ -154,7 +200,7 @@ class Sigmoid(_Elementwise):
 
 
 @attrs.frozen(repr=False)
-class Tanh(_Elementwise):
+class Tanh(_Parameterless):
     """The hyperbolic tangent: ``ops.tanh_forward``/``tanh_backward``, ``curvature.tanh_curvature``."""
 
     forward_op = ops.tanh_forward
@@ -163,7 +209,7 @@ class Tanh(_Elementwise):
 
 
 @attrs.frozen(repr=False)
-class Squash(_Elementwise):
+class Squash(_Parameterless):
     """LeCun's ``1.7159 tanh(2x/3)``: ``ops.squash_forward``/``squash_backward``, ``curvature.squash_curvature``."""
 
     forward_op = ops.squash_forward
@@ -172,7 +218,7 @@ class Squash(_Elementwise):
 
 
 @attrs.frozen(repr=False)
-class ELU(_Elementwise):
+class ELU(_Parameterless):
     """``x`` or ``alpha (exp(x) - 1)``: ``ops.elu_forward``/``elu_backward``, ``curvature.elu_curvature``."""
 
     alpha: float = 1.0
@@ -181,15 +227,15 @@ class ELU(_Elementwise):
     backward_op = ops.elu_backward
     curvature_op = curvature.elu_curvature
 
-    def __attrs_post_init__(self) -> None:
-        _checked("ELU", lambda: check_positive_float("alpha", self.alpha))
+    def check_hyperparameters(self) -> None:
+        _store(self, "alpha", _checked("ELU", lambda: check_positive_float("alpha", self.alpha)))
 
     def options(self) -> dict[str, Any]:
         return {"alpha": self.alpha}
 
 
 @attrs.frozen(repr=False)
-class Flatten(_Elementwise):
+class Flatten(_Parameterless):
     """All axes but the batch axis into one: ``ops.flatten_forward``/``flatten_backward``, ``curvature.flatten_curvature``."""
 
     forward_op = ops.flatten_forward
@@ -201,22 +247,19 @@ class Flatten(_Elementwise):
 
 
 @attrs.frozen(repr=False)
-class _Pool(_Elementwise):
+class _Pool(_Parameterless):
     """Non-overlapping ``size`` x ``size`` windows (stride = size; a remainder is dropped)."""
 
     size: int = 2
 
-    def __attrs_post_init__(self) -> None:
-        _checked(type(self).__name__, lambda: check_int("size", self.size, minimum=1))
+    def check_hyperparameters(self) -> None:
+        _store(self, "size", _checked(type(self).__name__, lambda: check_int("size", self.size, minimum=1)))
 
     def options(self) -> dict[str, Any]:
         return {"size": self.size}
 
     def output_shape(self, shape: Shape) -> Shape:
-        channels, height, width = _image_shape(shape, None, "maps")
-        if self.size > min(height, width):
-            raise ValueError(f"expected an input of at least {self.size}x{self.size}, got {height}x{width}")
-        return (channels, height // self.size, width // self.size)
+        return _windows_output(shape, None, self.size)
 
 
 @attrs.frozen(repr=False)
@@ -252,9 +295,10 @@ class Linear:
     name: str | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
-        _checked("Linear", lambda: check_int("in_features", self.in_features, minimum=1))
-        _checked("Linear", lambda: check_int("out_features", self.out_features, minimum=1))
+        _store(self, "in_features", _checked("Linear", lambda: check_int("in_features", self.in_features, minimum=1)))
+        _store(self, "out_features", _checked("Linear", lambda: check_int("out_features", self.out_features, minimum=1)))
         _check_scheme("Linear", self.scheme)
+        _check_name(self)
 
     def __repr__(self) -> str:
         return _describe(self, {})
@@ -283,6 +327,11 @@ class Linear:
         return h_x, LinearParams(w=h_w, b=h_b)
 
 
+def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    """A normalised stride or padding (stored as a pair once the layer is made)."""
+    return value if isinstance(value, tuple) else (value, value)
+
+
 def _conv_output(shape: Shape, channels: int, kernel: int, stride: tuple[int, int], padding: tuple[int, int]) -> tuple[int, int]:
     """The output size of a convolution of ``kernel`` over inputs of ``shape`` (C, H, W)."""
     _, height, width = _image_shape(shape, channels, "channels")
@@ -292,11 +341,14 @@ def _conv_output(shape: Shape, channels: int, kernel: int, stride: tuple[int, in
     return ops.conv2d_output_size((height, width), (kernel, kernel), stride, padding)
 
 
-def _check_conv_hyperparameters(layer: str, kernel_size: object, stride: object, padding: object, scheme: object) -> None:
-    _checked(layer, lambda: check_int("kernel_size", kernel_size, minimum=1))
-    _checked(layer, lambda: check_int_pair("stride", stride, minimum=1))
-    _checked(layer, lambda: check_int_pair("padding", padding, minimum=0))
-    _check_scheme(layer, scheme)
+def _check_conv_hyperparameters(layer: Any) -> None:
+    """Checks and normalises a convolution's kernel size (an int), stride and padding (pairs)."""
+    kind = type(layer).__name__
+    _store(layer, "kernel_size", _checked(kind, lambda: check_int("kernel_size", layer.kernel_size, minimum=1)))
+    _store(layer, "stride", _checked(kind, lambda: check_int_pair("stride", layer.stride, minimum=1)))
+    _store(layer, "padding", _checked(kind, lambda: check_int_pair("padding", layer.padding, minimum=0)))
+    _check_scheme(kind, layer.scheme)
+    _check_name(layer)
 
 
 @attrs.frozen(repr=False)
@@ -313,9 +365,9 @@ class Conv2D:
     name: str | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
-        _checked("Conv2D", lambda: check_int("in_channels", self.in_channels, minimum=1))
-        _checked("Conv2D", lambda: check_int("out_channels", self.out_channels, minimum=1))
-        _check_conv_hyperparameters("Conv2D", self.kernel_size, self.stride, self.padding, self.scheme)
+        _store(self, "in_channels", _checked("Conv2D", lambda: check_int("in_channels", self.in_channels, minimum=1)))
+        _store(self, "out_channels", _checked("Conv2D", lambda: check_int("out_channels", self.out_channels, minimum=1)))
+        _check_conv_hyperparameters(self)
 
     def __repr__(self) -> str:
         return _describe(self, {})
@@ -324,8 +376,7 @@ class Conv2D:
         return init_conv2d(rng, self.in_channels, self.out_channels, self.kernel_size, scheme=self.scheme, dtype=dtype)
 
     def output_shape(self, shape: Shape) -> Shape:
-        stride, padding = check_int_pair("stride", self.stride, minimum=1), check_int_pair("padding", self.padding, minimum=0)
-        return (self.out_channels, *_conv_output(shape, self.in_channels, self.kernel_size, stride, padding))
+        return (self.out_channels, *_conv_output(shape, self.in_channels, self.kernel_size, _pair(self.stride), _pair(self.padding)))
 
     def forward(self, params: Any, x: FloatArray) -> tuple[FloatArray, ops.Conv2dCache]:
         return ops.conv2d_forward(x, params.w, params.b, stride=self.stride, padding=self.padding)
@@ -365,9 +416,11 @@ class PartialConv2D:
     name: str | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
-        inputs = self.table.shape[-1] if isinstance(self.table, np.ndarray) and self.table.ndim == 2 else -1
+        if isinstance(self.table, np.ndarray) and (self.table.ndim != 2 or 0 in self.table.shape):
+            raise ValueError(f"PartialConv2D: table: expected a 2-D array (output maps, input maps), got shape {self.table.shape}")
+        inputs = self.table.shape[1] if isinstance(self.table, np.ndarray) else 0
         _checked("PartialConv2D", lambda: ops.check_connection_table(self.table, out_channels=None, in_channels=inputs))
-        _check_conv_hyperparameters("PartialConv2D", self.kernel_size, self.stride, self.padding, self.scheme)
+        _check_conv_hyperparameters(self)
 
     def __repr__(self) -> str:
         return _describe(self, {"table": f"table {self.table.shape[0]}x{self.table.shape[1]}"})
@@ -376,8 +429,7 @@ class PartialConv2D:
         return init_partial_conv2d(rng, self.table, self.kernel_size, scheme=self.scheme, dtype=dtype)
 
     def output_shape(self, shape: Shape) -> Shape:
-        stride, padding = check_int_pair("stride", self.stride, minimum=1), check_int_pair("padding", self.padding, minimum=0)
-        return (self.table.shape[0], *_conv_output(shape, self.table.shape[1], self.kernel_size, stride, padding))
+        return (self.table.shape[0], *_conv_output(shape, self.table.shape[1], self.kernel_size, _pair(self.stride), _pair(self.padding)))
 
     def forward(self, params: Any, x: FloatArray) -> tuple[FloatArray, ops.PartialConv2dCache]:
         return ops.partial_conv2d_forward(x, params.w, params.b, table=self.table, stride=self.stride, padding=self.padding)
@@ -404,8 +456,9 @@ class Subsampling:
     name: str | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
-        _checked("Subsampling", lambda: check_int("channels", self.channels, minimum=1))
-        _checked("Subsampling", lambda: check_int("size", self.size, minimum=1))
+        _store(self, "channels", _checked("Subsampling", lambda: check_int("channels", self.channels, minimum=1)))
+        _store(self, "size", _checked("Subsampling", lambda: check_int("size", self.size, minimum=1)))
+        _check_name(self)
 
     def __repr__(self) -> str:
         return _describe(self, {})
@@ -414,10 +467,7 @@ class Subsampling:
         return init_subsample(rng, self.channels, size=self.size, dtype=dtype)
 
     def output_shape(self, shape: Shape) -> Shape:
-        channels, height, width = _image_shape(shape, self.channels, "maps")
-        if self.size > min(height, width):
-            raise ValueError(f"expected an input of at least {self.size}x{self.size}, got {height}x{width}")
-        return (channels, height // self.size, width // self.size)
+        return _windows_output(shape, self.channels, self.size)
 
     def forward(self, params: Any, x: FloatArray) -> tuple[FloatArray, ops.SubsampleCache]:
         return ops.subsample_forward(x, params.coeff, params.bias, size=self.size)
@@ -443,10 +493,13 @@ class RBF:
     name: str | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
-        _checked("RBF", lambda: check_float_array("centers", self.centers, layout="(K, D)"))
+        centers = _checked("RBF", lambda: check_float_array("centers", self.centers, layout="(K, D)"))
+        if 0 in centers.shape or not np.isfinite(centers).all():
+            raise ValueError(f"RBF: centers: expected finite values in a (K, D) array with K, D >= 1, got shape {centers.shape}")
+        _check_name(self)
 
     def __repr__(self) -> str:
-        return f"RBF({self.centers.shape[0]}x{self.centers.shape[1]} centers)"
+        return _describe(self, {"centers": f"{self.centers.shape[0]}x{self.centers.shape[1]} centers"})
 
     def centers_as(self, dtype: FloatDType) -> FloatArray:
         """The centers in ``dtype`` (the input's)."""
@@ -470,7 +523,3 @@ class RBF:
         self, h_out: FloatArray, cache: ops.RbfCache, *, input_grad: bool = True, d_out: FloatArray | None = None
     ) -> tuple[FloatArray | None, tuple[()]]:
         return curvature.rbf_curvature(h_out, cache, d_out=d_out)[0], NO_PARAMS
-
-
-Layer = ReLU | LeakyReLU | Sigmoid | Tanh | Squash | ELU | Flatten | AvgPool2D | MaxPool2D | Linear | Conv2D | PartialConv2D | Subsampling | RBF
-"""Every layer kind ``sequential`` takes."""

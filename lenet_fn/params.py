@@ -171,7 +171,8 @@ def _is_namedtuple(node: object) -> bool:
     return isinstance(node, tuple) and hasattr(type(node), "_fields")
 
 
-def _check_key(path: str, key: object) -> str:
+def check_tree_key(path: str, key: object) -> str:
+    """A dict key of a parameter tree: a non-empty string without '.' or '/' (the path separators)."""
     if not isinstance(key, str):
         raise TypeError(f"{path or 'tree'}: expected dict keys that are strings, got {type(key).__name__} {key!r}")
     if not key or "." in key or "/" in key:
@@ -191,7 +192,7 @@ def _children(node: object, path: str) -> tuple[Any, Any, list[object]] | None:
     if isinstance(node, (tuple, list)) and node_class in (tuple, list):  # a subclass would come back as the plain class
         return node_class, len(node), list(node)
     if isinstance(node, dict) and node_class is dict:
-        keys = tuple(sorted(_check_key(path, key) for key in node))
+        keys = tuple(sorted(check_tree_key(path, key) for key in node))
         return dict, keys, [node[key] for key in keys]
     return None
 
@@ -532,7 +533,10 @@ def init_partial_conv2d(
     rng = check_rng(rng)
     float_dtype = check_float_dtype("dtype", dtype)
     kernel_size = check_int("kernel_size", kernel_size, minimum=1)
-    inputs_per_map = np.asarray(table, dtype=bool).sum(axis=1)
+    if not isinstance(table, np.ndarray) or table.dtype != np.bool_ or table.ndim != 2 or not table.any(axis=1).all():
+        got = f"{table.dtype} array of shape {table.shape}" if isinstance(table, np.ndarray) else type(table).__name__
+        raise ValueError(f"table: expected a boolean array (C_out, C_in) with an input for every output map, got {got}")
+    inputs_per_map = table.sum(axis=1)
     fan_in = inputs_per_map * kernel_size * kernel_size
     if scheme not in ("lecun98", "he"):
         raise ValueError(f"scheme: expected 'lecun98' or 'he', got {scheme!r}")

@@ -19,8 +19,9 @@ import numpy as np
 import numpy.typing as npt
 
 from lenet_fn import curvature, losses
-from lenet_fn.arrays import ByteArray, FloatArray, FloatDType, IntArray, check_float_array, check_float_dtype, check_rng
+from lenet_fn.arrays import ByteArray, FloatArray, FloatDType, IntArray, check_float_array, check_float_dtype, check_int, check_rng
 from lenet_fn.data import prepare_images, standardized_range
+from lenet_fn.params import check_tree_key
 from lenet_fn.protocol import Model, predict_largest, predict_smallest
 
 Shape = tuple[int, ...]
@@ -110,8 +111,11 @@ class Sequential:
         if x.shape[1:] != self.input_shape:
             raise ValueError(f"x: expected shape (N, {', '.join(map(str, self.input_shape))}), got {x.shape}")
         caches = []
-        for layer, entry in zip(self.layers, self._entries(params)):
-            x, cache = layer.forward(entry, x)
+        for index, (layer, entry) in enumerate(zip(self.layers, self._entries(params))):
+            try:
+                x, cache = layer.forward(entry, x)
+            except (TypeError, ValueError) as error:  # a dtype or a params entry that does not fit
+                raise type(error)(f"layer {index} {layer!r}: {error}") from None
             caches.append(cache)
         return x, SequentialCache(tuple(caches))
 
@@ -144,16 +148,29 @@ def _required(value: FloatArray | None) -> FloatArray:
     return value
 
 
+_METHODS = ("init", "output_shape", "forward", "backward", "curvature")
+
+
+def _check_layer(index: int, layer: object) -> Layer:
+    """``layer`` if it is a layer object (not a class), with the methods ``sequential`` calls."""
+    if isinstance(layer, type):
+        raise TypeError(f"layer {index}: expected a layer, got the class {layer.__name__} (make one: {layer.__name__}(...))")
+    if not isinstance(layer, Layer) or not all(callable(getattr(layer, method)) for method in _METHODS):
+        raise TypeError(f"layer {index}: expected a layer (lenet_fn.layers, or an object with a name and the methods "
+                        f"{', '.join(_METHODS)}), got {type(layer).__name__}")  # fmt: skip
+    return layer
+
+
 def _labels(layers: Sequence[object]) -> tuple[str, ...]:
-    """Each layer's key: its name, else its index; names are unique, non-empty, without '.' or '/'."""
+    """Each layer's key: its name, else its index; names are unique tree keys (no '.' or '/')."""
     labels: list[str] = []
     for index, layer in enumerate(layers):
-        if not isinstance(layer, Layer):
-            raise TypeError(f"layer {index}: expected a layer (lenet_fn.layers, or an object with init, output_shape, "
-                            f"forward, backward, curvature and name), got {type(layer).__name__}")  # fmt: skip
-        name = layer.name
-        if name is not None and (not isinstance(name, str) or not name or "." in name or "/" in name):
-            raise ValueError(f"layer {index} {layer!r}: name: expected a non-empty string without '.' or '/', got {name!r}")
+        name = _check_layer(index, layer).name
+        if name is not None:
+            try:
+                check_tree_key("name", name)
+            except (TypeError, ValueError):
+                raise ValueError(f"layer {index} {layer!r}: name: expected a non-empty string without '.' or '/', got {name!r}") from None
         label = str(index) if name is None else name
         if label in labels:
             raise ValueError(f"layer {index} {layer!r}: name: {label!r} is already the key of layer {labels.index(label)}")
@@ -167,7 +184,7 @@ def _walk_shapes(layers: Sequence[Layer], input_shape: Shape) -> Shape:
     for index, layer in enumerate(layers):
         try:
             shape = tuple(layer.output_shape(shape))
-        except ValueError as error:
+        except (TypeError, ValueError) as error:
             raise ValueError(f"layer {index} {layer!r}: {error}") from None
     if len(shape) != 1:
         raise ValueError(f"the last layer {layers[-1]!r}: expected one output per class, shape (K,), got {shape} (end with a Linear or an RBF)")
@@ -187,9 +204,34 @@ def standard_prepare(input_shape: Shape) -> Callable[[ByteArray, npt.DTypeLike],
 
 
 def _check_input_shape(input_shape: object) -> Shape:
-    if not isinstance(input_shape, tuple) or not input_shape or not all(isinstance(n, int) and n >= 1 for n in input_shape):
-        raise ValueError(f"input_shape: expected a tuple of positive integers, the shape of one input (C, H, W) or (D,), got {input_shape!r}")
-    return input_shape
+    """The shape of one input as a tuple of ints >= 1 (a list is taken too)."""
+    message = f"input_shape: expected a tuple of positive integers, the shape of one input (C, H, W) or (D,), got {input_shape!r}"
+    if not isinstance(input_shape, (tuple, list)) or not input_shape:
+        raise ValueError(message)
+    try:
+        return tuple(check_int("input_shape", n, minimum=1) for n in input_shape)
+    except (TypeError, ValueError):
+        raise ValueError(message) from None
+
+
+def _choose(loss: object, predict: object, prepare: object, name: object) -> tuple[Loss, Callable[[FloatArray], IntArray]]:
+    """The loss and the prediction rule; a one-line error for anything ``sequential`` cannot use."""
+    if isinstance(loss, str) and loss in LOSSES:
+        chosen = LOSSES[loss]
+    elif isinstance(loss, Loss):
+        chosen = loss
+    else:
+        raise ValueError(f"loss: expected one of {', '.join(LOSSES)} or a Loss, got {loss!r}")
+    rule = predict if predict is not None else ("smallest" if chosen == LOSSES["map"] else "largest")
+    if isinstance(rule, str) and rule in PREDICTIONS:
+        rule = PREDICTIONS[rule]
+    if not callable(rule):
+        raise ValueError(f"predict: expected one of {', '.join(PREDICTIONS)} or a function, got {predict!r}")
+    if prepare is not None and not callable(prepare):
+        raise TypeError(f"prepare: expected a function (images, dtype) -> inputs, got {type(prepare).__name__}")
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name: expected a non-empty string, got {name!r}")
+    return chosen, rule
 
 
 def sequential(
@@ -224,19 +266,14 @@ def sequential(
         raise ValueError("layers: expected at least one layer, got none")
     network = Sequential(layers=tuple(layers), labels=_labels(layers), input_shape=_check_input_shape(input_shape))
     _walk_shapes(network.layers, network.input_shape)
-    if isinstance(loss, str) and loss not in LOSSES:
-        raise ValueError(f"loss: expected one of {', '.join(LOSSES)} or a Loss, got {loss!r}")
-    chosen = LOSSES[loss] if isinstance(loss, str) else loss
-    rule = predict if predict is not None else ("smallest" if chosen is LOSSES["map"] else "largest")
-    if isinstance(rule, str) and rule not in PREDICTIONS:
-        raise ValueError(f"predict: expected one of {', '.join(PREDICTIONS)} or a function, got {rule!r}")
+    chosen, rule = _choose(loss, predict, prepare, name)
     return Model(
         init=network.init,
         forward=network.forward,
         backward=network.backward,
         loss_forward=chosen.forward,
         loss_backward=chosen.backward,
-        predict=PREDICTIONS[rule] if isinstance(rule, str) else rule,
+        predict=rule,
         prepare=prepare if prepare is not None else standard_prepare(network.input_shape),
         name=name,
         summary=" - ".join(map(repr, network.layers)),

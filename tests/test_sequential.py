@@ -160,6 +160,16 @@ def test_a_network_of_every_layer_kind_passes_the_whole_model_gradient_check(rng
         (lambda: ELU(alpha=float("inf")), ValueError, "ELU: alpha: expected a finite number > 0, got inf"),
         (lambda: RBF(np.ones(84)), ValueError, "RBF: centers: expected a 2-D array of shape (K, D), got shape (84,)"),
         (lambda: RBF(np.ones((10, 84), np.int64)), TypeError, "RBF: centers: expected dtype float32 or float64, got int64"),
+        (lambda: RBF(np.ones((0, 84))), ValueError, "RBF: centers: expected finite values in a (K, D) array with K, D >= 1, got shape (0, 84)"),
+        (lambda: RBF(np.full((2, 3), np.nan)), ValueError, "RBF: centers: expected finite values in a (K, D) array with K, D >= 1, got shape (2, 3)"),
+        (lambda: PartialConv2D(np.ones(3, bool)), ValueError, "PartialConv2D: table: expected a 2-D array (output maps, input maps), got shape (3,)"),
+        (lambda: Linear(4, 2, name="x.y"), ValueError, "Linear: name: expected a non-empty string without '.' or '/', got 'x.y'"),
+        (lambda: ReLU(name=""), ValueError, "ReLU: name: expected a non-empty string without '.' or '/', got ''"),
+        (lambda: Conv2D(1, 2, name=5), TypeError, "Conv2D: name: expected a string, got int 5"),  # type: ignore[arg-type]
+        (lambda: Squash(name="1"), ValueError, "Squash: name: expected a name that is not a number (numbers key unnamed layers), got '1'"),
+        (lambda: Conv2D(True, 6), TypeError, "Conv2D: in_channels: expected an integer >= 1, got bool True"),
+        (lambda: Linear(3, 2, scheme="lecun98").init(np.random.default_rng(0), np.dtype("int64")), TypeError,  # type: ignore[arg-type]
+         "dtype: expected float32 or float64, got int64"),
     ],
 )  # fmt: skip
 def test_bad_hyperparameters_are_one_line_naming_the_layer(make: Any, error: type[Exception], message: str) -> None:
@@ -183,7 +193,6 @@ def test_bad_hyperparameters_are_one_line_naming_the_layer(make: Any, error: typ
         ((Linear(784, 10),), {}, "layer 0 Linear(784, 10): expected a flat input of 784 features, got shape (1, 28, 28) (put a Flatten before it)"),
         ((Conv2D(1, 6, 5),), {}, "the last layer Conv2D(1, 6, kernel_size=5): expected one output per class, shape (K,), got (6, 24, 24) (end with a Linear or an RBF)"),
         ((Linear(4, 2, name="a"), ReLU(name="a")), {"input_shape": (4,), "prepare": lambda i, d: i}, "layer 1 ReLU(name='a'): name: 'a' is already the key of layer 0"),
-        ((Linear(4, 2, name="x.y"),), {"input_shape": (4,), "prepare": lambda i, d: i}, "layer 0 Linear(4, 2, name='x.y'): name: expected a non-empty string without '.' or '/', got 'x.y'"),
         ((Flatten(), Linear(784, 10)), {"loss": "hinge"}, "loss: expected one of cross_entropy, mse, map or a Loss, got 'hinge'"),
         ((Flatten(), Linear(784, 10)), {"predict": "middle"}, "predict: expected one of largest, smallest or a function, got 'middle'"),
         ((Flatten(), Linear(300, 10)), {"input_shape": (300,)},
@@ -242,3 +251,62 @@ def test_the_layers_example_trains_below_3_percent_and_as_the_command_does(tmp_p
     expected = (f"epoch 1: loss {epoch['loss']:.6f}  train error {100 * epoch['train_error']:.2f}%  "
                 f"test error {100 * epoch['test_error']:.2f}%")  # fmt: skip
     assert example.stdout.strip() == expected and epoch["test_error"] < 0.03
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3, (1, 2), (3, 1)])
+@pytest.mark.parametrize("padding", [0, 1, (0, 2)])
+def test_the_shapes_checked_at_construction_are_those_the_forward_makes(stride: Any, padding: Any, rng: np.random.Generator) -> None:
+    layers: list[Any] = [Conv2D(1, 3, 3, stride=stride, padding=padding), MaxPool2D(), PartialConv2D(SMALL_TABLE[:, :3], 2, stride=stride, padding=padding),
+              Subsampling(4, size=1), AvgPool2D(size=1), Flatten()]  # fmt: skip
+    shape: tuple[int, ...] = (1, 17, 13)
+    x = rng.standard_normal((2, *shape))
+    for layer in layers:
+        shape = layer.output_shape(shape)
+        x = layer.forward(layer.init(rng, np.dtype(np.float64)), x)[0]
+        assert x.shape[1:] == shape, repr(layer)
+
+
+def test_hyperparameters_are_stored_normalised_and_arrays_copied() -> None:
+    numpy_stride: Any = (1, np.int64(2))
+    assert Conv2D(1, 6, stride=numpy_stride) == Conv2D(1, 6, stride=(1, 2)) and repr(Conv2D(1, 6, stride=numpy_stride)) == "Conv2D(1, 6, stride=(1, 2))"
+    assert Conv2D(1, 6, 5, stride=(1, 1), padding=2) == Conv2D(1, 6, 5, padding=(2, 2)) and repr(Conv2D(1, 6, 5, padding=(2, 2))) == "Conv2D(1, 6, kernel_size=5, padding=2)"
+    assert repr(LeakyReLU(0.2, name="leak")) == "LeakyReLU(slope=0.2, name='leak')"
+    table, centers = SMALL_TABLE.copy(), np.ones((3, 4))
+    partial, rbf = PartialConv2D(table), RBF(centers)
+    assert table.flags.writeable and centers.flags.writeable
+    assert not partial.table.flags.writeable and not rbf.centers.flags.writeable
+    table[0, 0], centers[0, 0] = False, 5.0
+    assert partial.table[0, 0] and rbf.centers[0, 0] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("layers", "message"),
+    [
+        ((Flatten, Linear(784, 10)), "layer 0: expected a layer, got the class Flatten (make one: Flatten(...))"),
+        ((Flatten(), 3), "layer 1: expected a layer (lenet_fn.layers, or an object with a name and the methods init, output_shape, forward, backward, curvature), got int"),
+    ],
+)
+def test_what_is_not_a_layer_is_one_line(layers: tuple[Any, ...], message: str) -> None:
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        sequential(*layers)
+
+
+def test_the_forward_names_the_layer_and_checks_the_params(rng: np.random.Generator) -> None:
+    params = SEQUENTIAL_MLP.init(rng)
+    x = SEQUENTIAL_MLP.prepare(rng.integers(0, 256, size=(2, 28, 28), dtype=np.uint8), np.float64)
+    with pytest.raises(TypeError, match=re.escape("layer 0 Linear(784, 300): w: expected dtype float64 (the dtype of x), got float32")):
+        SEQUENTIAL_MLP.forward(params, x)
+    with pytest.raises(ValueError, match=re.escape("params: expected a dict with the keys ['0', '1', '2', '3', '4'] (one per layer), got ['0', '1', '2', '3']")):
+        SEQUENTIAL_MLP.forward({key: value for key, value in params.items() if key != "4"}, x.astype(np.float32))
+    with pytest.raises(ValueError, match=re.escape("x: expected shape (N, 784), got (2, 1, 28, 28)")):
+        SEQUENTIAL_MLP.forward(params, np.zeros((2, 1, 28, 28), np.float32))
+
+
+def test_the_curvature_pass_of_every_layer_kind(rng: np.random.Generator) -> None:
+    params = EVERY_LAYER.init(rng, dtype=np.float64)
+    outputs, cache = EVERY_LAYER.forward(params, rng.standard_normal((3, 1, 16, 16)))
+    _, loss_cache = EVERY_LAYER.loss_forward(outputs, rng.integers(0, 5, size=3))
+    assert EVERY_LAYER.curvature is not None and EVERY_LAYER.loss_curvature is not None
+    curvatures = EVERY_LAYER.curvature(EVERY_LAYER.loss_curvature(loss_cache), EVERY_LAYER.loss_backward(loss_cache), cache)
+    for path, leaf in tree_flatten_with_paths(curvatures).items():
+        assert leaf.shape == tree_flatten_with_paths(params)[path].shape and (leaf >= 0).all() and leaf.any(), path
