@@ -38,7 +38,7 @@ from lenet_fn.optim import momentum_init, momentum_step
 from lenet_fn.parallel import Workers, default_threads
 from lenet_fn.params import Conv2dParams, PartialConv2dParams, SubsampleParams
 from lenet_fn.protocol import Model
-from lenet_fn.sequential import sequential
+from lenet_fn.network import sequential
 from lenet_fn.runtime import reuse_freed_memory
 from lenet_fn.train import DEFAULTS, forward_backward, predict_outputs
 

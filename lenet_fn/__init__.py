@@ -63,7 +63,7 @@ from lenet_fn.params import (
     uniform_fan_in,
 )
 from lenet_fn.protocol import Model
-from lenet_fn.sequential import sequential
+from lenet_fn.network import sequential
 from lenet_fn.shipped import pretrained
 from lenet_fn.version import __version__
 

@@ -38,7 +38,7 @@ from lenet_fn.net import Net
 from lenet_fn.optim import momentum_init
 from lenet_fn.params import tree_flatten_with_paths
 from lenet_fn.protocol import Model
-from lenet_fn.sequential import sequential
+from lenet_fn.network import sequential
 from lenet_fn.train import train_step
 from tests.op_cases import SMALL_TABLE
 

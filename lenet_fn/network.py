@@ -1,4 +1,4 @@
-"""``sequential(*layers, ...)``: a network from layer objects, as a ``Model`` that trains like the
+"""Networks from layer objects: ``sequential(*layers, ...)``, a ``Model`` that trains like the
 built-in ones (``fit``, ``Net``, ``python -m lenet_fn.train --model module:NAME``, SDLM included).
 
 The model's forward runs the layers in order and keeps every cache; its backward walks them in
