@@ -1,6 +1,6 @@
 """Every layer as a pure pair: ``<op>_forward(...) -> (out, cache)`` and ``<op>_backward(d_out, cache)``.
 
-Conventions (see DESIGN.md): images are NCHW, conv weights ``(C_out, C_in, kh, kw)``, linear
+Conventions (the docs' Concepts page): images are NCHW, conv weights ``(C_out, C_in, kh, kw)``, linear
 weights ``(out, in)``. Ops preserve the dtype (float32 or float64; all arrays of one call share
 it), never write into their arguments, and keep read-only views in their caches.
 Hyperparameters are keyword-only.
