@@ -109,8 +109,8 @@ def predict_outputs(
         model: the model.
         params: its parameters.
         x: prepared inputs, shape (N, ...).
-        batch_size: inputs per round of the workers (small chunks stay in cache: 256 evaluates
-            LeNet-5 30% faster than 2,000 on 2 cores).
+        batch_size: inputs per round of the workers (small enough to stay in the cache; see the
+            docs' speed page).
         workers: the threads to use.
 
     Returns:

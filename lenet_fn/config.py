@@ -39,8 +39,8 @@ OPTIMIZERS = ("momentum", "sdlm")
 
 # SDLM as in the paper: one step of eta / (mu + h_kk) per batch, eta 5e-4, no momentum. Batches of
 # 16, the curvature re-estimated every 50 steps (without the re-estimates whole feature maps died in
-# the first epoch), the cosine schedule: chosen on held-out images (README), where momentum 0.9 with
-# eta 5e-5 came second. Measured on LeNet-5 only; the other models share them.
+# the first epoch), the cosine schedule: chosen on held-out images, where momentum 0.9 with
+# eta 5e-5 came second (the docs' results page). Chosen on LeNet-5; the other models share them.
 _SDLM_DEFAULTS = ModelDefaults(lr=5e-4, batch_size=16, schedule="cosine", momentum=0.0, warmup=500, sdlm_every=50)
 
 CUSTOM_DEFAULTS = ModelDefaults(lr=0.01, batch_size=64, schedule="cosine", weight_decay=5e-4)

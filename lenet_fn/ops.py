@@ -63,6 +63,16 @@ def linear_forward(x: FloatArray, w: FloatArray, b: FloatArray) -> tuple[FloatAr
 
     Returns:
         ``out`` of shape (N, out), and the cache for ``linear_backward``.
+
+    Example:
+        >>> import numpy as np
+        >>> x, w, b = np.ones((2, 3)), np.full((4, 3), 0.5), np.zeros(4)
+        >>> out, cache = linear_forward(x, w, b)
+        >>> out[0]
+        array([1.5, 1.5, 1.5, 1.5])
+        >>> d_x, d_w, d_b = linear_backward(np.ones_like(out), cache)
+        >>> d_x.shape, d_w.shape, d_b.shape
+        ((2, 3), (4, 3), (4,))
     """
     x = check_float_array("x", x, layout="(N, in)")
     w = check_float_array("w", w, layout="(out, in)")
@@ -256,6 +266,16 @@ def conv2d_forward(
     Returns:
         ``out`` of shape (N, F, Ho, Wo) with ``Ho = (H + 2 ph - kh) // sh + 1`` (likewise ``Wo``),
         and the cache for ``conv2d_backward``.
+
+    Example:
+        >>> import numpy as np
+        >>> x, w, b = np.ones((1, 1, 5, 5)), np.ones((2, 1, 3, 3)), np.zeros(2)
+        >>> out, cache = conv2d_forward(x, w, b, padding=1)
+        >>> out.shape, out[0, 0, 2, 2].item(), out[0, 0, 0, 0].item()   # a corner sees 4 of the 9 taps
+        ((1, 2, 5, 5), 9.0, 4.0)
+        >>> d_x, d_w, d_b = conv2d_backward(np.ones_like(out), cache)
+        >>> d_x.shape, d_w.shape, d_b.tolist()
+        ((1, 1, 5, 5), (2, 1, 3, 3), [25.0, 25.0])
     """
     x, w, b, strides, paddings = check_conv2d_args(x, w, b, stride, padding)
     n, _, h, width = x.shape
@@ -362,6 +382,16 @@ def partial_conv2d_forward(
 
     Returns:
         ``out`` of shape (N, F, Ho, Wo), and the cache for ``partial_conv2d_backward``.
+
+    Example:
+        >>> import numpy as np
+        >>> table = np.array([[True, False], [True, True]])       # map 0 sees input 0; map 1 sees both
+        >>> x, w, b = np.ones((1, 2, 4, 4)), np.ones((3, 3, 3)), np.zeros(2)
+        >>> out, cache = partial_conv2d_forward(x, w, b, table=table)
+        >>> out[0, :, 0, 0].tolist()
+        [9.0, 18.0]
+        >>> partial_conv2d_backward(np.ones_like(out), cache)[1].shape   # one kernel per connection
+        (3, 3, 3)
     """
     x = check_float_array("x", x, layout="(N, C, H, W)")
     w = check_float_array("w", w, layout="(connections, kh, kw)")
@@ -478,6 +508,14 @@ def avg_pool2d_forward(x: FloatArray, *, size: int = 2) -> tuple[FloatArray, Avg
 
     Returns:
         ``out`` of shape (N, C, H // size, W // size), and the cache.
+
+    Example:
+        >>> import numpy as np
+        >>> out, cache = avg_pool2d_forward(np.arange(16.0).reshape(1, 1, 4, 4))
+        >>> out[0, 0].tolist()
+        [[2.5, 4.5], [10.5, 12.5]]
+        >>> avg_pool2d_backward(np.ones_like(out), cache)[0, 0, 0].tolist()
+        [0.25, 0.25, 0.25, 0.25]
     """
     x, size = check_pool_args(x, size)
     out = _window_sums(x, size)
@@ -530,6 +568,14 @@ def max_pool2d_forward(x: FloatArray, *, size: int = 2) -> tuple[FloatArray, Max
 
     Returns:
         ``out`` of shape (N, C, H // size, W // size), and the cache.
+
+    Example:
+        >>> import numpy as np
+        >>> out, cache = max_pool2d_forward(np.arange(16.0).reshape(1, 1, 4, 4))
+        >>> out[0, 0].tolist()
+        [[5.0, 7.0], [13.0, 15.0]]
+        >>> max_pool2d_backward(np.ones_like(out), cache)[0, 0, 1].tolist()   # the gradient goes to the maxima
+        [0.0, 1.0, 0.0, 1.0]
     """
     x, size = check_pool_args(x, size)
     taps = _window_taps(x, size)
@@ -593,6 +639,16 @@ def subsample_forward(
 
     Returns:
         ``out`` of shape (N, C, H // size, W // size), and the cache.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.ones((1, 2, 4, 4))
+        >>> out, cache = subsample_forward(x, np.array([0.5, 2.0]), np.array([0.0, 1.0]))
+        >>> out[0, :, 0, 0].tolist()                       # coeff * (sum of 4 ones) + bias
+        [2.0, 9.0]
+        >>> d_x, d_coeff, d_bias = subsample_backward(np.ones_like(out), cache)
+        >>> d_coeff.tolist(), d_bias.tolist()
+        ([16.0, 16.0], [4.0, 4.0])
     """
     x, size = check_pool_args(x, size)
     coeff = check_float_array("coeff", coeff, layout="(C,)")
@@ -647,6 +703,12 @@ def relu_forward(x: FloatArray) -> tuple[FloatArray, ReluCache]:
 
     Returns:
         ``out`` of the shape of ``x``, and the cache.
+
+    Example:
+        >>> import numpy as np
+        >>> out, cache = relu_forward(np.array([-1.0, 0.0, 2.0]))
+        >>> out.tolist(), relu_backward(np.ones(3), cache).tolist()
+        ([0.0, 0.0, 2.0], [0.0, 0.0, 1.0])
     """
     x = check_float_array("x", x)
     out = np.maximum(x, 0)
@@ -684,6 +746,12 @@ def leaky_relu_forward(x: FloatArray, *, slope: float = 0.01) -> tuple[FloatArra
 
     Returns:
         ``out`` of the shape of ``x``, and the cache.
+
+    Example:
+        >>> import numpy as np
+        >>> out, cache = leaky_relu_forward(np.array([-1.0, 2.0]), slope=0.1)
+        >>> out.tolist(), leaky_relu_backward(np.ones(2), cache).tolist()
+        ([-0.1, 2.0], [0.1, 1.0])
     """
     x = check_float_array("x", x)
     slope = check_positive_float("slope", slope)
@@ -720,6 +788,12 @@ def sigmoid_forward(x: FloatArray) -> tuple[FloatArray, SigmoidCache]:
 
     Returns:
         ``out`` of the shape of ``x``, and the cache.
+
+    Example:
+        >>> import numpy as np
+        >>> out, cache = sigmoid_forward(np.array([0.0]))
+        >>> out.tolist(), sigmoid_backward(np.ones(1), cache).tolist()
+        ([0.5], [0.25])
     """
     x = check_float_array("x", x)
     decay = np.exp(-np.abs(x))
@@ -758,6 +832,12 @@ def tanh_forward(x: FloatArray) -> tuple[FloatArray, TanhCache]:
 
     Returns:
         ``out`` of the shape of ``x``, and the cache.
+
+    Example:
+        >>> import numpy as np
+        >>> out, cache = tanh_forward(np.array([0.0]))
+        >>> out.tolist(), tanh_backward(np.ones(1), cache).tolist()
+        ([0.0], [1.0])
     """
     x = check_float_array("x", x)
     out = np.tanh(x)
@@ -788,8 +868,8 @@ class SquashCache:
 
 _SQUASH_CHUNK = 262144
 """Elements per in-cache pass of ``_in_chunks`` (squash forward and backward; 1 MiB of float32).
-Smaller chunks mean more NumPy calls, each a release and re-acquisition of the GIL: with two
-worker threads, chunks of 16k elements made the LeNet-5 step 10% slower than chunks of 256k."""
+Smaller chunks mean more NumPy calls, each a release and re-acquisition of the GIL (the docs'
+speed page has the measurement)."""
 
 
 def _in_chunks(kernel: Callable[..., None], layout: FloatArray, *inputs: FloatArray) -> FloatArray:
@@ -819,10 +899,18 @@ def squash_forward(x: FloatArray) -> tuple[FloatArray, SquashCache]:
 
     Returns:
         ``out`` of the shape of ``x``, and the cache.
+
+    Example:
+        >>> import numpy as np
+        >>> out, cache = squash_forward(np.array([-1.0, 0.0, 1.0]))
+        >>> np.round(out, 4).tolist()                      # squash(+-1) = +-1, by design
+        [-1.0, 0.0, 1.0]
+        >>> round(float(squash_backward(np.ones(3), cache)[1]), 4)   # A * S at 0
+        1.1439
     """
     x = check_float_array("x", x)
-    # A tanh(S x) = 2A / (1 + exp(-2 S x)) - A: NumPy's float32 exp is faster than its tanh (1.6
-    # against 2.7 ns per element here), and the five passes run on a chunk that stays in the cache.
+    # A tanh(S x) = 2A / (1 + exp(-2 S x)) - A: NumPy's float32 exp is faster than its tanh (the
+    # docs' speed page), and the five passes run on a chunk that stays in the cache.
     # exp overflows to inf for very negative x, which gives -A, and underflows to 0 for very
     # positive x, which gives A: the right limits.
     scale = x.dtype.type(-2.0 * SQUASH_SLOPE)
@@ -882,6 +970,12 @@ def elu_forward(x: FloatArray, *, alpha: float = 1.0) -> tuple[FloatArray, EluCa
 
     Returns:
         ``out`` of the shape of ``x``, and the cache.
+
+    Example:
+        >>> import numpy as np
+        >>> out, cache = elu_forward(np.array([0.0, 2.0]))
+        >>> out.tolist(), elu_backward(np.ones(2), cache).tolist()
+        ([0.0, 2.0], [1.0, 1.0])
     """
     x = check_float_array("x", x)
     alpha = check_positive_float("alpha", alpha)
@@ -925,6 +1019,14 @@ def rbf_forward(x: FloatArray, centers: FloatArray) -> tuple[FloatArray, RbfCach
 
     Returns:
         ``out`` of shape (N, K) (squared distances), and the cache.
+
+    Example:
+        >>> import numpy as np
+        >>> out, cache = rbf_forward(np.array([[1.0, 1.0]]), np.array([[1.0, 1.0], [-1.0, 1.0]]))
+        >>> out.tolist()                                   # squared distances to the two centers
+        [[0.0, 4.0]]
+        >>> rbf_backward(np.ones_like(out), cache)[0].tolist()
+        [[4.0, 0.0]]
     """
     x = check_float_array("x", x, layout="(N, D)")
     centers = check_float_array("centers", centers, layout="(K, D)")
@@ -975,6 +1077,12 @@ def flatten_forward(x: FloatArray) -> tuple[FloatArray, FlattenCache]:
 
     Returns:
         ``out`` of shape (N, prod(rest)), and the cache.
+
+    Example:
+        >>> import numpy as np
+        >>> out, cache = flatten_forward(np.zeros((2, 3, 4, 5)))
+        >>> out.shape, flatten_backward(out, cache).shape
+        ((2, 60), (2, 3, 4, 5))
     """
     x = check_float_array("x", x)
     if x.ndim < 1:

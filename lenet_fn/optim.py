@@ -107,7 +107,7 @@ def sdlm_learning_rates(curvature: Tree, *, eta: float, mu: float = SDLM_MU) -> 
 
     For mini-batches each step takes one of the paper's per-sample steps along the batch's mean
     gradient (not ``batch_size`` of them: a step that large overshoots while the network is far
-    from any minimum, as we measured on LeNet-5).
+    from any minimum: the docs' results page).
 
     Args:
         curvature: a tree of non-negative curvatures, shaped like the parameters.

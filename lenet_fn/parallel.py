@@ -35,9 +35,8 @@ def default_threads() -> int:
 
 
 MIN_ROWS_PER_PART = 48
-"""The smallest part ``Workers.split`` cuts a batch into. Measured on 2 cores (LeNet-5 training
-step, float32): split in two, a batch of 32 runs at 2,700 images/s against 3,200-3,400 on one
-thread, 64 at about the same speed either way, 96 at 5,500 against 4,200-5,000."""
+"""The smallest part ``Workers.split`` cuts a batch into: smaller parts run slower on two threads
+than whole on one (the docs' speed page)."""
 
 
 class Workers:

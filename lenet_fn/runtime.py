@@ -8,7 +8,7 @@ NumPy does not expose either, so both are reached through ``ctypes``, best effor
 - ``reuse_freed_memory``: asks glibc to keep freed memory for reuse instead of returning large
   blocks to the system. NumPy allocates every intermediate afresh; by default glibc serves blocks
   above a threshold with ``mmap``, and every such allocation page-faults its memory in again
-  (measured here: a LeNet-5 step at batch 256 went from 3,100 to 4,900 images/s on one core).
+  (the docs' speed page has what it saves).
 
 Neither is applied on import: the training and benchmark commands call them, and scripts may.
 """

@@ -1,6 +1,6 @@
 """The weights shipped with the package: a paper-faithful LeNet-5 trained by ``python -m lenet_fn.train``.
 
-``lenet_fn.pretrained()`` loads them (an ``.npz``, no pickle); the README gives their test error and
+``lenet_fn.pretrained()`` loads them (an ``.npz``, no pickle); the docs' pretrained page gives their test error and
 the command that produced them.
 """
 
