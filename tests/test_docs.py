@@ -60,3 +60,14 @@ def test_the_op_pages_render_their_equations_as_mathml(site: Path) -> None:
     for page in ["ops/linear", "ops/convolution", "ops/pools", "ops/activations", "ops/rbf-losses", "ops/curvature"]:
         text = (site / page / "index.html").read_text(encoding="utf-8")
         assert text.count("<math") >= 3 and "arithmatex" not in text, page
+
+
+def test_the_experiments_plots_are_drawn_from_the_kept_data(tmp_path: Path) -> None:
+    """docs/plots.py redraws every plot from docs/data; the pages show the plots it draws."""
+    done = subprocess.run([sys.executable, str(REPOSITORY / "docs" / "plots.py"), "--out", str(tmp_path)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    drawn = sorted(path.name for path in tmp_path.glob("*.png"))
+    assert "speed.png" in drawn and "default_test_error.png" in drawn
+    pages = "".join(page.read_text(encoding="utf-8") for page in (REPOSITORY / "docs" / "experiments").glob("*.md"))
+    for name in drawn:
+        assert f"images/{name}" in pages and (REPOSITORY / "docs" / "images" / name).exists(), name
