@@ -24,7 +24,7 @@ from lenet_fn import losses, ops
 from lenet_fn.arrays import FloatArray
 from lenet_fn import rundir
 from lenet_fn.config import TrainConfig
-from lenet_fn.data import load_or_download_mnist, prepare_images, standardized_range
+from lenet_fn.data import load_or_download_mnist, standard_prepare
 from lenet_fn.loop import fit
 from lenet_fn.models import get_model
 from lenet_fn.params import Conv2dParams, LinearParams, init_conv2d, init_linear
@@ -66,12 +66,6 @@ def backward(d_logits: FloatArray, cache: SmallConvCache) -> dict[str, Any]:
     return {"conv": Conv2dParams(w=d_conv_w, b=d_conv_b), "out": LinearParams(w=d_out_w, b=d_out_b)}
 
 
-def prepare(images: npt.NDArray[np.uint8], dtype: npt.DTypeLike) -> FloatArray:
-    """uint8 digits (N, 28, 28) -> standardised float images (N, 1, 28, 28)."""
-    low, high = standardized_range()
-    return prepare_images(images, pad=0, low=low, high=high, dtype=dtype)
-
-
 SMALL_CONV = Model(
     init=init,
     forward=forward,
@@ -79,7 +73,7 @@ SMALL_CONV = Model(
     loss_forward=losses.softmax_cross_entropy_forward,
     loss_backward=losses.softmax_cross_entropy_backward,
     predict=predict_largest,
-    prepare=prepare,
+    prepare=standard_prepare((1, 28, 28)),  # standardised digits, (N, 1, 28, 28)
     summary="conv 5x5 (8 maps) - ReLU - max pool - linear, softmax cross-entropy",
 )
 

@@ -13,7 +13,7 @@ import sys
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -409,3 +409,14 @@ def subset(images: ByteArray, labels: ByteArray, limit: int | None) -> tuple[Byt
     limit = check_int("limit", limit, minimum=1)
     return images[:limit], labels[:limit]
 
+
+def standard_prepare(input_shape: tuple[int, ...]) -> Callable[[ByteArray, npt.DTypeLike], FloatArray]:
+    """The input preparation for MNIST digits of ``input_shape``: standardised (mean 0, variance 1
+    over the training set), padded to (1, H, W) with H = W = 28 + 2 pad, or flattened to (784,)."""
+    low, high = standardized_range()
+    if input_shape == (784,):
+        return lambda images, dtype: prepare_images(images, pad=0, low=low, high=high, dtype=dtype).reshape(images.shape[0], -1)
+    if len(input_shape) == 3 and input_shape[0] == 1 and input_shape[1] == input_shape[2] >= 28 and (input_shape[1] - 28) % 2 == 0:
+        pad = (input_shape[1] - 28) // 2
+        return lambda images, dtype: prepare_images(images, pad=pad, low=low, high=high, dtype=dtype)
+    raise ValueError(f"prepare: MNIST digits are prepared as (1, 28 + 2 pad, 28 + 2 pad) or (784,); for input_shape {input_shape} give prepare=")

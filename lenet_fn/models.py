@@ -18,7 +18,7 @@ import numpy.typing as npt
 from lenet_fn import curvature, losses, ops
 from lenet_fn.arrays import ByteArray, FloatArray, FloatDType, check_float_array, check_float_dtype, check_rng
 from lenet_fn.bitmaps import rbf_centers
-from lenet_fn.data import prepare_images, standardized_range
+from lenet_fn.data import prepare_images, standard_prepare
 from lenet_fn.params import (
     Conv2dParams,
     LeNet5Params,
@@ -392,17 +392,6 @@ def _prepare_lenet5(images: ByteArray, dtype: npt.DTypeLike) -> FloatArray:
     return prepare_images(images, pad=2, low=-0.1, high=1.175, dtype=dtype)
 
 
-def _prepare_standardized_32(images: ByteArray, dtype: npt.DTypeLike) -> FloatArray:
-    low, high = standardized_range()
-    return prepare_images(images, pad=2, low=low, high=high, dtype=dtype)
-
-
-def _prepare_standardized_flat(images: ByteArray, dtype: npt.DTypeLike) -> FloatArray:
-    low, high = standardized_range()
-    prepared = prepare_images(images, pad=0, low=low, high=high, dtype=dtype)
-    return prepared.reshape(prepared.shape[0], -1)
-
-
 LENET5: Model[LeNet5Params] = Model(
     name="lenet5",
     summary="paper-faithful LeNet-5: squash, trainable subsampling, C3 table, RBF bitmaps, MAP loss",
@@ -427,7 +416,7 @@ LENET5_RELU: Model[LeNet5ReluParams] = Model(
     curvature=lenet5_relu_curvature,
     loss_curvature=curvature.softmax_cross_entropy_curvature,
     predict=predict_largest,
-    prepare=_prepare_standardized_32,
+    prepare=standard_prepare((1, 32, 32)),
 )
 MLP: Model[MLPParams] = Model(
     name="mlp",
@@ -440,7 +429,7 @@ MLP: Model[MLPParams] = Model(
     curvature=mlp_curvature,
     loss_curvature=curvature.softmax_cross_entropy_curvature,
     predict=predict_largest,
-    prepare=_prepare_standardized_flat,
+    prepare=standard_prepare((784,)),
 )
 MODELS: dict[str, Model[Any]] = {model.name: model for model in (LENET5, LENET5_RELU, MLP)}
 

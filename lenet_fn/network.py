@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from lenet_fn import curvature, losses
 from lenet_fn.arrays import ByteArray, FloatArray, FloatDType, IntArray, check_float_array, check_float_dtype, check_int, check_rng
-from lenet_fn.data import prepare_images, standardized_range
+from lenet_fn.data import standard_prepare
 from lenet_fn.params import check_tree_key
 from lenet_fn.protocol import Model, predict_largest, predict_smallest
 
@@ -189,18 +189,6 @@ def _walk_shapes(layers: Sequence[Layer], input_shape: Shape) -> Shape:
     if len(shape) != 1:
         raise ValueError(f"the last layer {layers[-1]!r}: expected one output per class, shape (K,), got {shape} (end with a Linear or an RBF)")
     return shape
-
-
-def standard_prepare(input_shape: Shape) -> Callable[[ByteArray, npt.DTypeLike], FloatArray]:
-    """The input preparation for MNIST digits of ``input_shape``: standardised (mean 0, variance 1
-    over the training set), padded to (1, H, W) with H = W = 28 + 2 pad, or flattened to (784,)."""
-    low, high = standardized_range()
-    if input_shape == (784,):
-        return lambda images, dtype: prepare_images(images, pad=0, low=low, high=high, dtype=dtype).reshape(images.shape[0], -1)
-    if len(input_shape) == 3 and input_shape[0] == 1 and input_shape[1] == input_shape[2] >= 28 and (input_shape[1] - 28) % 2 == 0:
-        pad = (input_shape[1] - 28) // 2
-        return lambda images, dtype: prepare_images(images, pad=pad, low=low, high=high, dtype=dtype)
-    raise ValueError(f"prepare: MNIST digits are prepared as (1, 28 + 2 pad, 28 + 2 pad) or (784,); for input_shape {input_shape} give prepare=")
 
 
 def _check_input_shape(input_shape: object) -> Shape:
