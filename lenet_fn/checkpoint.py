@@ -91,18 +91,27 @@ class Checkpoint:
         return str(self.metadata["model"])
 
     def params(self, template: Tree) -> Tree:
-        """The parameters as a tree shaped like ``template``; every key and shape is checked."""
-        try:
-            return tree_unflatten_with_paths(template, self.arrays)
-        except (TypeError, ValueError) as error:
-            raise CheckpointError(f"checkpoint does not fit the model {self.model}: {error}") from None
+        """The parameters as a tree shaped like ``template``: every key, shape and dtype is
+        checked, and every value must be finite."""
+        return self._tree(self.arrays, template, "")
 
     def extra_tree(self, namespace: str, template: Tree) -> Tree:
         """The arrays of ``namespace`` as a tree shaped like ``template`` (e.g. the velocity)."""
+        return self._tree(self.extra.get(namespace, {}), template, f"{namespace} ")
+
+    def _tree(self, arrays: Mapping[str, npt.NDArray[Any]], template: Tree, what: str) -> Tree:
         try:
-            return tree_unflatten_with_paths(template, self.extra.get(namespace, {}))
+            tree = tree_unflatten_with_paths(template, arrays)
         except (TypeError, ValueError) as error:
-            raise CheckpointError(f"checkpoint {namespace} does not fit the model {self.model}: {error}") from None
+            raise CheckpointError(f"checkpoint {what}does not fit the model {self.model}: {error}") from None
+        expected = tree_flatten_with_paths(template)
+        for path, leaf in tree_flatten_with_paths(tree).items():
+            if leaf.dtype != expected[path].dtype:
+                raise CheckpointError(f"checkpoint {what}{path}: expected dtype {expected[path].dtype} (the checkpoint's config.dtype), got {leaf.dtype}")
+            bad = int(leaf.size - np.count_nonzero(np.isfinite(leaf)))
+            if bad:
+                raise CheckpointError(f"checkpoint {what}{path}: {bad:,} of {leaf.size:,} values are NaN or infinite (the weights of a diverged run?)")
+        return tree
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
@@ -150,6 +159,19 @@ def load_model(path: Path) -> tuple[Model[Any], Any, dict[str, Any]]:
         model = get_model(checkpoint.model)
     except ValueError as error:
         raise CheckpointError(f"{path}: {error}") from None
-    dtype = (checkpoint.metadata.get("config") or {}).get("dtype", "float32")
-    params = checkpoint.params(model.init(np.random.default_rng(0), dtype=dtype))
+    params = checkpoint.params(model.init(np.random.default_rng(0), dtype=checkpoint_dtype(path, checkpoint.metadata)))
     return model, params, checkpoint.metadata
+
+
+def checkpoint_dtype(path: Path, metadata: Mapping[str, Any]) -> str:
+    """The float type a checkpoint's config names (float32 when it has no config); a one-line
+    ``CheckpointError`` for a config that is not a mapping or a dtype that is not a float type."""
+    config = metadata.get("config")
+    if config is None:
+        return "float32"
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: metadata config: expected a mapping of the run's settings, got {type(config).__name__}")
+    dtype = config.get("dtype", "float32")
+    if dtype not in ("float32", "float64"):
+        raise CheckpointError(f"{path}: metadata config.dtype: expected 'float32' or 'float64', got {dtype!r}")
+    return str(dtype)

@@ -76,6 +76,8 @@ def load_state(path: Path) -> tuple[TrainConfig, TrainState]:
         raise CheckpointError(
             f"{path}: a {metadata.get('kind', 'plain')} checkpoint holds no optimiser state; resume from a run's last.npz"
         )
+    if not isinstance(metadata.get("config"), dict):
+        raise CheckpointError(f"{path}: metadata config: expected a mapping of the run's settings, got {type(metadata.get('config')).__name__}")
     try:
         config = TrainConfig.from_dict(metadata["config"])
     except (KeyError, TypeError, ValueError) as error:
@@ -87,6 +89,8 @@ def load_state(path: Path) -> tuple[TrainConfig, TrainState]:
     try:
         template = model.init(np.random.default_rng(0), dtype=config.dtype)
         order = checkpoint.extra.get("resume", {}).get("order")
+        if order is not None and (order.ndim != 1 or order.dtype.kind not in "iu"):
+            raise CheckpointError(f"{path}: resume/order: expected a 1-D integer array, got {order.dtype} of shape {order.shape}")
         state = TrainState(
             params=checkpoint.params(template),
             velocity=checkpoint.extra_tree("velocity", template),
@@ -101,7 +105,40 @@ def load_state(path: Path) -> tuple[TrainConfig, TrainState]:
         if isinstance(error, CheckpointError):
             raise
         raise CheckpointError(f"{path}: incomplete training state ({type(error).__name__}: {error})") from None
+    _check_position(path, config, state)
     return config, state
+
+
+def _check_position(path: Path, config: TrainConfig, state: TrainState) -> None:
+    """The epoch, the history, the running sums and the generator state of a resumed run fit together."""
+    if isinstance(state.epoch, bool) or not 0 <= state.epoch <= config.epochs:
+        raise CheckpointError(f"{path}: epoch: expected a finished-epoch count in [0, {config.epochs}], got {state.epoch}")
+    if len(state.history) != state.epoch:
+        raise CheckpointError(f"{path}: history: expected {state.epoch} entries (one per finished epoch), got {len(state.history)}")
+    progress = attrs.asdict(state.progress)
+    if any(isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 for value in progress.values()):
+        raise CheckpointError(f"{path}: progress: expected non-negative running sums, got {progress}")
+    try:
+        np.random.default_rng().bit_generator.state = state.rng_state
+    except (TypeError, ValueError, KeyError) as error:
+        raise CheckpointError(f"{path}: rng_state: not the state of a PCG64 generator ({error})") from None
+
+
+def check_resumable(path: Path, config: TrainConfig, state: TrainState, count: int) -> None:
+    """A resumed epoch's order fits the ``count`` training images it runs on: every image
+    ``config.repeat`` times, and the position inside it. A ``CheckpointError`` otherwise."""
+    order = state.order
+    if order is None:
+        return
+    expected = count * config.repeat
+    if order.shape != (expected,) or (order.size and (order.min() < 0 or order.max() >= count)):
+        low, high = (int(order.min()), int(order.max())) if order.size else (0, 0)
+        raise CheckpointError(
+            f"{path}: resume/order: expected {expected:,} indices in [0, {count:,}) (the training images, "
+            f"{config.repeat} times each), got {order.size:,} from {low} to {high}"
+        )
+    if state.progress.batch * config.batch_size > expected:
+        raise CheckpointError(f"{path}: progress.batch: {state.progress.batch} batches of {config.batch_size} are past the epoch's {expected:,} images")
 
 
 def write_metrics(run_dir: Path, config: TrainConfig, history: tuple[EpochMetrics, ...]) -> Path:

@@ -184,6 +184,8 @@ def _start(args: argparse.Namespace, stderr: IO[str]) -> tuple[TrainConfig, Trai
         data = prepare_data(model, dataset, limit=config.limit, dtype=config.dtype)
     except Exception as error:
         raise UsageError(f"--model {config.model}: its init or prepare failed ({type(error).__name__}: {error})") from None
+    if args.resume is not None:
+        rundir.check_resumable(args.resume, config, state, data.train_y.shape[0])
     run_dir.mkdir(parents=True, exist_ok=True)
     return config, state, run_dir, model, data
 
