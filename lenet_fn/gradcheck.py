@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lenet_fn.arrays import FloatArray, IntArray, check_float_array, check_int
-from lenet_fn.params import tree_flatten, tree_flatten_like, tree_paths, tree_unflatten
+from lenet_fn.params import TreeDef, tree_flatten, tree_flatten_like, tree_paths, tree_unflatten
 from lenet_fn.protocol import Model
 
 T = TypeVar("T")
@@ -502,10 +502,10 @@ def check_backward(
 
 
 def _leaf_checks(
-    model: Model[Any], params: Any, x: FloatArray, d_outputs: FloatArray, grads: Any, rng: np.random.Generator, tolerance: Tolerance, samples: int
-) -> list[InputReport]:
+    model: Model[Any], leaves: list[FloatArray], treedef: TreeDef, x: FloatArray, d_outputs: FloatArray, grads: Any,
+    rng: np.random.Generator, tolerance: Tolerance, samples: int,
+) -> list[InputReport]:  # fmt: skip
     """Every parameter leaf's gradient against central differences of the model's outputs."""
-    leaves, treedef = tree_flatten(params)
     grad_leaves = tree_flatten_like(grads, treedef, name="grads")
     reports = []
     for index, (path, leaf, grad) in enumerate(zip(tree_paths(treedef), leaves, grad_leaves)):
@@ -564,7 +564,8 @@ def check_model_gradients(
     rng = np.random.default_rng(DEFAULT_SEED) if rng is None else rng
     tolerance = Tolerance(atol=atol, rtol=rtol, eps=eps)
     x_before = x.copy()
-    leaves_before = [leaf.copy() for leaf in tree_flatten(params)[0]]
+    leaves, treedef = tree_flatten(params)
+    leaves_before = [leaf.copy() for leaf in leaves]
     outputs, cache = model.forward(params, x)
     _, loss_cache = model.loss_forward(outputs, labels)
     d_outputs = model.loss_backward(loss_cache)
@@ -572,11 +573,10 @@ def check_model_gradients(
     loss_numeric = numerical_gradient(lambda point: float(model.loss_forward(point, labels)[0]), np.asarray(outputs, np.float64), eps=eps)
     positions = np.arange(d_outputs.size)
     loss_report = compare_gradients("outputs (the loss's gradient)", d_outputs.reshape(-1), loss_numeric.reshape(-1), positions, d_outputs.shape, tolerance)
-    reports = [loss_report, *_leaf_checks(model, params, x, d_outputs, grads, rng, tolerance, samples)]
+    reports = [loss_report, *_leaf_checks(model, leaves, treedef, x, d_outputs, grads, rng, tolerance, samples)]
     if not np.array_equal(x, x_before, equal_nan=True):
         raise GradientCheckError("x was changed by the model's forward or backward (a forward never mutates its input)")
-    paths = tree_paths(tree_flatten(params)[1])
-    for path, leaf, before in zip(paths, tree_flatten(params)[0], leaves_before):
+    for path, leaf, before in zip(tree_paths(treedef), leaves, leaves_before):
         if not np.array_equal(leaf, before, equal_nan=True):
             raise GradientCheckError(f"params.{path} was changed by the model's forward or backward (parameters are read-only)")
     return GradientReport(inputs=tuple(reports))

@@ -76,8 +76,11 @@ def _check_name(layer: object) -> None:
         raise ValueError(f"{type(layer).__name__}: name: expected a name that is not a number (numbers key unnamed layers), got {name!r}")
 
 
-def _store(layer: object, field: str, value: object) -> None:
-    """Sets a field of a frozen layer to its checked, normalised value (once, when it is made)."""
+def _keep(layer: object, field: str, check: Callable[..., Any], **limits: int) -> None:
+    """Sets a hyperparameter of a frozen layer to its value checked and normalised by
+    ``check(field, value, **limits)`` (once, when the layer is made); a bad value is a one-line
+    error naming the layer's kind."""
+    value = _checked(type(layer).__name__, lambda: check(field, getattr(layer, field), **limits))
     object.__setattr__(layer, field, value)
 
 
@@ -184,7 +187,7 @@ class LeakyReLU(_Parameterless):
     curvature_op = curvature.leaky_relu_curvature
 
     def check_hyperparameters(self) -> None:
-        _store(self, "slope", _checked("LeakyReLU", lambda: check_positive_float("slope", self.slope)))
+        _keep(self, "slope", check_positive_float)
 
     def options(self) -> dict[str, Any]:
         return {"slope": self.slope}
@@ -228,7 +231,7 @@ class ELU(_Parameterless):
     curvature_op = curvature.elu_curvature
 
     def check_hyperparameters(self) -> None:
-        _store(self, "alpha", _checked("ELU", lambda: check_positive_float("alpha", self.alpha)))
+        _keep(self, "alpha", check_positive_float)
 
     def options(self) -> dict[str, Any]:
         return {"alpha": self.alpha}
@@ -253,7 +256,7 @@ class _Pool(_Parameterless):
     size: int = 2
 
     def check_hyperparameters(self) -> None:
-        _store(self, "size", _checked(type(self).__name__, lambda: check_int("size", self.size, minimum=1)))
+        _keep(self, "size", check_int, minimum=1)
 
     def options(self) -> dict[str, Any]:
         return {"size": self.size}
@@ -295,8 +298,8 @@ class Linear:
     name: str | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
-        _store(self, "in_features", _checked("Linear", lambda: check_int("in_features", self.in_features, minimum=1)))
-        _store(self, "out_features", _checked("Linear", lambda: check_int("out_features", self.out_features, minimum=1)))
+        _keep(self, "in_features", check_int, minimum=1)
+        _keep(self, "out_features", check_int, minimum=1)
         _check_scheme("Linear", self.scheme)
         _check_name(self)
 
@@ -344,9 +347,9 @@ def _conv_output(shape: Shape, channels: int, kernel: int, stride: tuple[int, in
 def _check_conv_hyperparameters(layer: Any) -> None:
     """Checks and normalises a convolution's kernel size (an int), stride and padding (pairs)."""
     kind = type(layer).__name__
-    _store(layer, "kernel_size", _checked(kind, lambda: check_int("kernel_size", layer.kernel_size, minimum=1)))
-    _store(layer, "stride", _checked(kind, lambda: check_int_pair("stride", layer.stride, minimum=1)))
-    _store(layer, "padding", _checked(kind, lambda: check_int_pair("padding", layer.padding, minimum=0)))
+    _keep(layer, "kernel_size", check_int, minimum=1)
+    _keep(layer, "stride", check_int_pair, minimum=1)
+    _keep(layer, "padding", check_int_pair, minimum=0)
     _check_scheme(kind, layer.scheme)
     _check_name(layer)
 
@@ -365,8 +368,8 @@ class Conv2D:
     name: str | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
-        _store(self, "in_channels", _checked("Conv2D", lambda: check_int("in_channels", self.in_channels, minimum=1)))
-        _store(self, "out_channels", _checked("Conv2D", lambda: check_int("out_channels", self.out_channels, minimum=1)))
+        _keep(self, "in_channels", check_int, minimum=1)
+        _keep(self, "out_channels", check_int, minimum=1)
         _check_conv_hyperparameters(self)
 
     def __repr__(self) -> str:
@@ -456,8 +459,8 @@ class Subsampling:
     name: str | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
-        _store(self, "channels", _checked("Subsampling", lambda: check_int("channels", self.channels, minimum=1)))
-        _store(self, "size", _checked("Subsampling", lambda: check_int("size", self.size, minimum=1)))
+        _keep(self, "channels", check_int, minimum=1)
+        _keep(self, "size", check_int, minimum=1)
         _check_name(self)
 
     def __repr__(self) -> str:

@@ -197,9 +197,9 @@ def _children(node: object, path: str) -> tuple[Any, Any, list[object]] | None:
     return None
 
 
-def _labels(node: tuple[Any, Any, tuple[Any, ...]]) -> list[str]:
-    """The path component of each child of a structure node."""
-    kind, labels, _ = node
+def _labels(kind: type[Any], labels: Any) -> list[str]:
+    """The path component of each child of a node of ``kind`` (its field names or keys, or the
+    indices up to a tuple's or list's length)."""
     return [str(index) for index in range(labels)] if kind in (tuple, list) else list(labels)
 
 
@@ -214,7 +214,7 @@ def _flatten(node: object, path: str, leaves: list[FloatArray]) -> _Structure:
             f"got {type(node).__name__}"
         )
     kind, labels, children = container
-    names = _labels((kind, labels, ()))
+    names = _labels(kind, labels)
     return (kind, labels, tuple(_flatten(child, _join(path, name), leaves) for name, child in zip(names, children)))
 
 
@@ -248,7 +248,7 @@ def _describe_difference(expected: _Structure, received: _Structure, path: str) 
     if expected[1] != received[1]:
         what = f"a {expected[0].__name__} of" if expected[0] in (tuple, list) else "the keys" if expected[0] is dict else "the fields"
         return ValueError(f"{where}: expected {what} {expected[1]}, got {received[1]}")
-    for name, child, other in zip(_labels(expected), expected[2], received[2]):
+    for name, child, other in zip(_labels(expected[0], expected[1]), expected[2], received[2]):
         if child != other:
             return _describe_difference(child, other, _join(path, name))
     return ValueError(f"{where}: the structures differ")  # pragma: no cover - equal structures never get here
@@ -332,7 +332,7 @@ def tree_paths(treedef: TreeDef) -> list[str]:
         if node is None:
             paths.append(path)
             return
-        for label, child in zip(_labels(node), node[2]):
+        for label, child in zip(_labels(node[0], node[1]), node[2]):
             visit(child, _join(path, label))
 
     visit(treedef.structure, "")
