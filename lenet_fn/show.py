@@ -12,6 +12,7 @@ Each figure is written to ``--out`` (default ``<what>.png``); the path is printe
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,6 +59,15 @@ def _digit(args: argparse.Namespace) -> tuple[np.ndarray[Any, Any], str]:
     return dataset.test_images[args.test], f"MNIST test image {args.test} (label {dataset.test_labels[args.test]})"
 
 
+def _curve_title(metrics: Path) -> str:
+    """The model named in ``metrics`` (when it names one) and its run directory's name."""
+    try:
+        model = json.loads(metrics.read_text()).get("model")
+    except (OSError, ValueError, AttributeError):
+        model = None
+    return plots.run_title(model if isinstance(model, str) else None, metrics.parent)
+
+
 def _figure(args: argparse.Namespace, stdout: IO[str]) -> Path | None:
     out = args.out or Path(f"{args.what}.png")
     if args.what == "bitmaps":
@@ -80,14 +90,16 @@ def _figure(args: argparse.Namespace, stdout: IO[str]) -> Path | None:
     if args.what == "curve":
         source = args.input or Path(".")
         metrics = source / METRICS if source.is_dir() else source
-        return plots.plot_error_rates(read_metrics(metrics), out, title=str(metrics.parent))
+        return plots.plot_error_rates(read_metrics(metrics), out, title=_curve_title(metrics))
     if args.input is None:
         raise ShowError("confusion: give a checkpoint (.npz)")
     model, params, _ = load_model(args.input)
     dataset = load_or_download_mnist(args.dataset)
     with Workers(default_threads()) as workers:
         report = evaluate(model, params, dataset.test_images, dataset.test_labels, workers=workers)
-    title = f"{args.input}: test error {100 * report.error_rate:.2f}%"
+    images = int(report.confusion.sum())
+    wrong = images - int(np.trace(report.confusion))
+    title = f"{model.name}, {args.input.name}\ntest error {100 * report.error_rate:.2f}% ({wrong} of {images} misclassified)"
     return plots.plot_confusion(report.confusion, out, title=title)
 
 
