@@ -18,6 +18,7 @@ FloatDType: TypeAlias = np.dtype[np.floating[Any]]
 ByteArray: TypeAlias = npt.NDArray[np.uint8]
 
 ArrayT = TypeVar("ArrayT", bound=npt.NDArray[Any])
+CacheT = TypeVar("CacheT")
 
 FLOAT_DTYPES: tuple[np.dtype[Any], ...] = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -92,6 +93,18 @@ def check_labels(name: str, value: object, *, count: int, num_classes: int) -> I
                 f"{name}: expected values in [0, {num_classes}), got values from {low} to {high}"
             )
     return value
+
+
+def check_cache(value: object, expected: type[CacheT], forward: str) -> CacheT:
+    """Checks that a backward was handed the cache of its own forward (``forward`` names it).
+
+    A number where the cache should be gets a reminder of the two orders: an op's backward takes
+    ``(d_out, cache)``, a loss's ``(cache, d_loss)``.
+    """
+    if isinstance(value, expected):
+        return value
+    hint = " (an op's backward takes (d_out, cache), a loss's takes (cache, d_loss))" if isinstance(value, (int, float, np.ndarray)) else ""
+    raise TypeError(f"cache: expected the {expected.__name__} that {forward} returns, got {type(value).__name__}{hint}")
 
 
 def check_int(name: str, value: object, *, minimum: int) -> int:
@@ -185,6 +198,16 @@ def integer_at_least(name: str, minimum: int) -> Validator:
 
     def check(_: object, __: object, value: object) -> None:
         check_int(name, value, minimum=minimum)
+
+    return check
+
+
+def integer_in_range(name: str, minimum: int, maximum: int) -> Validator:
+    """An attrs validator: an integer in ``[minimum, maximum]``."""
+
+    def check(_: object, __: object, value: object) -> None:
+        if check_int(name, value, minimum=minimum) > maximum:
+            raise ValueError(f"{name}: expected an integer in [{minimum}, {maximum}], got {value}")
 
     return check
 

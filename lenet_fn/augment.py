@@ -15,21 +15,29 @@ import numpy.typing as npt
 from lenet_fn.arrays import FloatArray, check_float_array, check_rng, number_in_range
 
 
+MAX_TRANSLATE = 28.0
+"""Shifts are below an MNIST image's width: one as wide moves the whole digit out of the frame."""
+MAX_SHEAR = 2.0
+"""Shears are below 2: one of 2 moves the top and bottom rows of a 28-pixel image a width apart."""
+
+
 @attrs.frozen
 class DistortionRanges:
     """How far the random warps go; every parameter is drawn uniformly in its range.
 
     Attributes:
-        translate: shift in pixels along each axis, in ``[-translate, translate]``.
+        translate: shift in pixels along each axis, in ``[-translate, translate]`` (below
+            ``MAX_TRANSLATE``).
         scale: zoom factor in ``[1 - scale, 1 + scale]``.
         squeeze: width factor ``q`` in ``[1 - squeeze, 1 + squeeze]``, height factor ``1 / q``.
-        shear: horizontal shear ``x += shear * y`` (about the centre), in ``[-shear, shear]``.
+        shear: horizontal shear ``x += shear * y`` (about the centre), in ``[-shear, shear]``
+            (below ``MAX_SHEAR``).
     """
 
-    translate: float = attrs.field(default=2.0, validator=number_in_range("translate", 0.0, np.inf))
+    translate: float = attrs.field(default=2.0, validator=number_in_range("translate", 0.0, MAX_TRANSLATE))
     scale: float = attrs.field(default=0.1, validator=number_in_range("scale", 0.0, 1.0))
     squeeze: float = attrs.field(default=0.1, validator=number_in_range("squeeze", 0.0, 1.0))
-    shear: float = attrs.field(default=0.15, validator=number_in_range("shear", 0.0, np.inf))
+    shear: float = attrs.field(default=0.15, validator=number_in_range("shear", 0.0, MAX_SHEAR))
 
 
 def random_affine(

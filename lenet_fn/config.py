@@ -11,14 +11,19 @@ from typing import Any
 
 import attrs
 
-from lenet_fn.arrays import integer_at_least, number_in_range, one_of, optional_integer_at_least, positive_number
-from lenet_fn.augment import DistortionRanges
+from lenet_fn.arrays import integer_at_least, integer_in_range, number_in_range, one_of, optional_integer_at_least, positive_number
+from lenet_fn.augment import MAX_SHEAR, MAX_TRANSLATE, DistortionRanges
 from lenet_fn.models import MODELS
 from lenet_fn.optim import SCHEDULES, SDLM_MU
 from lenet_fn.protocol import is_import_path
 
 BUILTIN_MODELS = tuple(MODELS)
 """The names ``--model`` takes besides an import path."""
+MAX_REPEAT = 1000
+"""The most times an image may appear per epoch: the epoch's order of 60,000 x 1000 indices
+takes 480 MB (the paper's enlarged set is ``repeat=10``)."""
+WARMUP_FRACTION = 0.1
+"""A run given no ``--warmup`` warms up over at most this fraction of its steps."""
 
 
 @attrs.frozen
@@ -101,7 +106,7 @@ class TrainConfig:
 
     model: str = attrs.field(default="lenet5", validator=model_reference)
     epochs: int = attrs.field(default=20, validator=integer_at_least("epochs", 1))
-    repeat: int = attrs.field(default=1, validator=integer_at_least("repeat", 1))
+    repeat: int = attrs.field(default=1, validator=integer_in_range("repeat", 1, MAX_REPEAT))
     batch_size: int = attrs.field(default=DEFAULTS["lenet5"].batch_size, validator=integer_at_least("batch_size", 1))
     lr: float = attrs.field(default=DEFAULTS["lenet5"].lr, validator=positive_number("lr"))
     schedule: str = attrs.field(default=DEFAULTS["lenet5"].schedule, validator=one_of("schedule", list(SCHEDULES)))
@@ -115,10 +120,10 @@ class TrainConfig:
     sdlm_samples: int = attrs.field(default=500, validator=integer_at_least("sdlm_samples", 1))
     sdlm_every: int = attrs.field(default=0, validator=integer_at_least("sdlm_every", 0))
     distort: bool = attrs.field(default=DEFAULTS["lenet5"].distort, validator=attrs.validators.instance_of(bool))
-    translate: float = attrs.field(default=DistortionRanges().translate, validator=number_in_range("translate", 0.0, math.inf))
+    translate: float = attrs.field(default=DistortionRanges().translate, validator=number_in_range("translate", 0.0, MAX_TRANSLATE))
     scale: float = attrs.field(default=DistortionRanges().scale, validator=number_in_range("scale", 0.0, 1.0))
     squeeze: float = attrs.field(default=DistortionRanges().squeeze, validator=number_in_range("squeeze", 0.0, 1.0))
-    shear: float = attrs.field(default=DistortionRanges().shear, validator=number_in_range("shear", 0.0, math.inf))
+    shear: float = attrs.field(default=DistortionRanges().shear, validator=number_in_range("shear", 0.0, MAX_SHEAR))
     seed: int = attrs.field(default=0, validator=integer_at_least("seed", 0))
     limit: int | None = attrs.field(default=None, validator=optional_integer_at_least("limit", 1))
     threads: int = attrs.field(default=1, validator=integer_at_least("threads", 1))

@@ -13,6 +13,7 @@ import numpy as np
 
 from lenet_fn.batch import predict_outputs
 from lenet_fn.checkpoint import CheckpointError, load_model
+from lenet_fn.cli import run_command
 from lenet_fn.data import DatasetError, load_or_download_mnist
 from lenet_fn.metrics import ClassificationReport, classification_report, format_confusion, format_report
 from lenet_fn.parallel import Workers, default_threads
@@ -51,6 +52,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] = sys.stdout, std
         print(f"error: {error}", file=stderr)
         return 2
     images, labels = (dataset.test_images, dataset.test_labels) if args.split == "test" else (dataset.train_images, dataset.train_labels)
+    if args.threads > default_threads():  # the outputs do not depend on the threads; only the time does
+        print(f"note: --threads {args.threads} is more than the {default_threads()} cores here; using {default_threads()}", file=stderr)
+        args.threads = default_threads()
     reuse_freed_memory()
     started = time.perf_counter()
     with Workers(args.threads) as workers:
@@ -69,4 +73,4 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] = sys.stdout, std
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command(main)

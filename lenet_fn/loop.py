@@ -21,6 +21,7 @@ from lenet_fn.config import TrainConfig
 from lenet_fn.data import count_batches, epoch_order, minibatches
 from lenet_fn.optim import momentum_step, sdlm_learning_rates
 from lenet_fn.parallel import SEQUENTIAL, Workers, prefetched
+from lenet_fn.params import tree_leaves
 from lenet_fn.protocol import Model
 from lenet_fn.state import EpochMetrics, EpochProgress, PreparedData, TrainingDiverged, TrainingInterrupted, TrainState
 
@@ -130,6 +131,11 @@ def refresh_curvature(run: Run, state: TrainState) -> TrainState:
     return attrs.evolve(state, curvature=estimate_curvature(run.model, state.params, x, labels, workers=run.workers))
 
 
+def all_finite(tree: object) -> bool:
+    """Whether every value of every leaf of ``tree`` is finite (a sum is finite only then)."""
+    return all(math.isfinite(float(np.sum(leaf, dtype=np.float64))) for leaf in tree_leaves(tree))
+
+
 def train_batch(run: Run, state: TrainState, rows: IntArray, x: FloatArray) -> TrainState:
     """One step on the training images ``rows`` (their inputs ``x``, warped if the run warps)."""
     started = time.perf_counter()
@@ -143,6 +149,9 @@ def train_batch(run: Run, state: TrainState, rows: IntArray, x: FloatArray) -> T
     rates: Any = lr if state.curvature is None else run.rates.at(state.curvature, lr)
     config = run.config
     params, velocity = momentum_step(state.params, grads, state.velocity, lr=rates, momentum=config.momentum, weight_decay=config.weight_decay)
+    if not all_finite(params):  # tanh units saturate: a finite loss can hide infinite weights
+        where = f"epoch {state.epoch + 1}, batch {state.progress.batch + 1}"
+        raise TrainingDiverged(f"the weights became NaN or infinite at {where} (lr {lr:g})", state)
     errors = int(np.count_nonzero(run.model.predict(outputs) != labels))
     done = state.progress
     progress = EpochProgress(
@@ -229,7 +238,8 @@ def fit(
 
     Raises:
         TrainingInterrupted: on Ctrl-C, carrying the state after the last complete step.
-        TrainingDiverged: when a batch's loss is NaN or infinite, carrying the state before it.
+        TrainingDiverged: when a batch's loss or the weights after it are NaN or infinite,
+            carrying the state before that step.
         ValueError: SDLM asked of a model without curvature functions.
     """
     check_trainable(model, config)
@@ -246,7 +256,7 @@ def fit(
             state, metrics = end_epoch(run, state)
             if on_epoch_end is not None:
                 on_epoch_end(state, metrics)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         line.clear()
-        raise TrainingInterrupted(state) from None
+        raise TrainingInterrupted(state, interrupt) from None
     return state

@@ -2,7 +2,12 @@
 
 ``last.npz`` holds the whole ``TrainState`` (parameters, velocity, the epoch's order and running
 sums, the generator state, the history), so ``--resume`` continues bit-for-bit. ``best.npz``
-holds the parameters with the lowest test error so far.
+holds the parameters with the lowest test error so far (the first epoch that reached it).
+
+``last.npz`` is the run's record: ``RunFiles`` writes it first after an epoch, then ``best.npz``,
+``metrics.json`` and the plot, with Ctrl-C and SIGTERM held back until all are written. A run
+killed outright (``kill -9``, a power cut) between two of those writes is put right when it
+resumes: ``RunFiles.reconcile`` rewrites whichever of the others disagree with ``last.npz``.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from lenet_fn.atomic import write_atomically
+from lenet_fn.atomic import remove_temporaries, write_atomically
 from lenet_fn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lenet_fn.cli import signals_held
 from lenet_fn.models import get_model
 from lenet_fn.params import tree_flatten_with_paths
+from lenet_fn.plots import plot_error_rates, run_title
 from lenet_fn.config import TrainConfig
 from lenet_fn.state import EpochMetrics, EpochProgress, TrainState
 
@@ -26,6 +33,9 @@ LAST = "last.npz"
 BEST = "best.npz"
 METRICS = "metrics.json"
 PLOT = "error_rate.png"
+RUN_FILES = (LAST, BEST, METRICS, PLOT)
+METRICS_LIMIT = 16 << 20
+"""The largest ``metrics.json`` read (bytes): one epoch's entry takes about 300."""
 
 
 def save_state(path: Path, config: TrainConfig, state: TrainState, *, kind: str) -> Path:
@@ -144,7 +154,7 @@ def check_resumable(path: Path, config: TrainConfig, state: TrainState, count: i
 def write_metrics(run_dir: Path, config: TrainConfig, history: tuple[EpochMetrics, ...]) -> Path:
     """Writes ``metrics.json``: the config, every epoch's figures and the best epoch (atomically)."""
     epochs = [attrs.asdict(metrics) for metrics in history]
-    best = min(epochs, key=lambda entry: entry["test_error"]) if epochs else None
+    best = attrs.asdict(best_epoch(history)) if history else None
     document: dict[str, Any] = {"model": config.model, "config": config.to_dict(), "epochs": epochs, "best": best}
     path = run_dir / METRICS
     write_atomically(path, lambda stream: stream.write(json.dumps(document, indent=2).encode()))
@@ -152,12 +162,135 @@ def write_metrics(run_dir: Path, config: TrainConfig, history: tuple[EpochMetric
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The per-epoch figures of a ``metrics.json``."""
+    """The per-epoch figures of a ``metrics.json``: a ``CheckpointError`` naming the first entry
+    that is not an epoch number with error rates in [0, 1]."""
     try:
-        document = json.loads(path.read_text())
-        epochs: list[dict[str, Any]] = document["epochs"]
+        size = path.stat().st_size
+        if size > METRICS_LIMIT:
+            raise CheckpointError(f"{path}: {size:,} bytes, more than a metrics.json holds (at most {METRICS_LIMIT:,})")
+        document = json.loads(path.read_bytes())
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such file") from None
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise CheckpointError(f"{path}: not a metrics.json written by lenet_fn.train ({error})") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path}: is a directory, expected a metrics.json") from None
+    except (OSError, ValueError, RecursionError) as error:
+        raise CheckpointError(f"{path}: not a metrics.json written by lenet_fn.train ({type(error).__name__}: {error})") from None
+    epochs = document.get("epochs") if isinstance(document, dict) else None
+    if not isinstance(epochs, list):
+        raise CheckpointError(f"{path}: not a metrics.json written by lenet_fn.train (expected an object with a list 'epochs')")
+    for index, entry in enumerate(epochs):
+        problem = _epoch_entry_problem(entry)
+        if problem:
+            raise CheckpointError(f"{path}: epochs[{index}]: {problem}")
     return epochs
+
+
+def _epoch_entry_problem(entry: object) -> str:
+    """What is wrong with one entry of a metrics.json's epochs ("" when nothing is)."""
+    if not isinstance(entry, dict):
+        return f"expected an object, got {type(entry).__name__}"
+    epoch = entry.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+        return f"epoch: expected an integer >= 1, got {epoch!r}"
+    for key in ("train_error", "test_error"):
+        value = entry.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            return f"{key}: expected an error rate in [0, 1], got {value!r}"
+    return ""
+
+
+def best_epoch(history: tuple[EpochMetrics, ...]) -> EpochMetrics:
+    """The epoch with the lowest test error; of equals, the first (a later one only replaces it
+    by doing better)."""
+    return min(history, key=lambda metrics: metrics.test_error)
+
+
+def describe_position(state: TrainState) -> str:
+    """Where a state is in its run: ``end of epoch 2`` or ``epoch 3, batch 41``."""
+    if state.order is None or state.progress.batch == 0:
+        return f"end of epoch {state.epoch}" if state.epoch else "start of the run"
+    return f"epoch {state.epoch + 1}, batch {state.progress.batch}"
+
+
+def _saved_epoch(path: Path) -> int | None:
+    """The epoch a ``best.npz`` records (None when it is missing or unreadable)."""
+    try:
+        epoch = load_checkpoint(path).metadata.get("epoch")
+    except CheckpointError:
+        return None
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
+
+
+class RunFiles:
+    """The files of one run directory, kept in agreement with its ``last.npz``.
+
+    Args:
+        run_dir: the directory.
+        config: the run's settings.
+        plots: whether to draw ``error_rate.png`` (matplotlib is installed).
+        resumed_from: the checkpoint the run continues, if any.
+        state: the state it continues from (with ``resumed_from``).
+
+    Attributes:
+        last_good_path: the newest complete checkpoint this run can be resumed from (None before
+            there is one).
+        last_good_at: where in the run it is (``end of epoch 2``, ``epoch 3, batch 41``).
+    """
+
+    def __init__(self, run_dir: Path, config: TrainConfig, *, plots: bool, resumed_from: Path | None = None,
+                 state: TrainState | None = None) -> None:  # fmt: skip
+        self.run_dir, self.config, self.plots = run_dir, config, plots
+        self.resumed_from = resumed_from
+        self.last_good_path: Path | None = None
+        self.last_good_at = ""
+        if resumed_from is not None and state is not None:
+            self.last_good_path, self.last_good_at = resumed_from, describe_position(state)
+
+    def end_of_epoch(self, state: TrainState) -> None:
+        """Writes ``last.npz``, then brings ``best.npz``, ``metrics.json`` and the plot up to it."""
+        with signals_held():
+            self.last_good_path = save_state(self.run_dir / LAST, self.config, state, kind="last")
+            self.last_good_at = describe_position(state)
+            self.reconcile(state)
+
+    def interrupted(self, state: TrainState) -> Path:
+        """Writes a resumable ``last.npz`` of a stopped run (mid-epoch, or between epochs) and
+        brings the other files up to its history."""
+        with signals_held():
+            path = save_state(self.run_dir / LAST, self.config, state, kind="interrupted")
+            self.last_good_path, self.last_good_at = path, describe_position(state)
+            self.reconcile(state)
+        return path
+
+    def reconcile(self, state: TrainState) -> list[str]:
+        """Puts the directory in agreement with ``state`` (the run's ``last.npz``): removes the
+        temp files of writes that were cut short, rewrites ``metrics.json`` and the plot, and
+        writes ``best.npz`` when it does not hold the best epoch and ``state`` (or, for a run
+        resumed into a new directory, the old directory's ``best.npz``) does. Returns notes on
+        what could not be put right."""
+        remove_temporaries(self.run_dir, RUN_FILES)
+        if not state.history:
+            return []
+        notes = []
+        best = best_epoch(state.history)
+        target = self.run_dir / BEST
+        if _saved_epoch(target) != best.epoch:
+            source = None if self.resumed_from is None else self.resumed_from.parent / BEST
+            if best.epoch == state.epoch and describe_position(state).startswith("end"):
+                save_best(target, self.config, state)
+            elif source is not None and source != target and _saved_epoch(source) == best.epoch:
+                write_atomically(target, lambda stream: stream.write(source.read_bytes()))
+            else:
+                notes.append(f"{target} does not hold epoch {best.epoch}, the best one, and no file left holds its weights")
+        self._write_summaries(state)
+        return notes
+
+    def _write_summaries(self, state: TrainState) -> None:
+        write_metrics(self.run_dir, self.config, state.history)
+        if self.plots:
+            plot_error_rates([attrs.asdict(entry) for entry in state.history], self.run_dir / PLOT, title=run_title(self.config.model, self.run_dir))
+
+
+def existing_run_files(run_dir: Path) -> list[str]:
+    """The names of the run files ``run_dir`` already holds."""
+    return [name for name in RUN_FILES if (run_dir / name).exists()]

@@ -23,6 +23,7 @@ import numpy as np
 from lenet_fn import plots
 from lenet_fn.bitmaps import rbf_centers, render_bitmap
 from lenet_fn.checkpoint import CheckpointError, load_model
+from lenet_fn.cli import run_command
 from lenet_fn.data import DatasetError, load_or_download_mnist
 from lenet_fn.evaluate import evaluate
 from lenet_fn.images import ImageError, mnist_style, read_image
@@ -131,4 +132,4 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] = sys.stdout, std
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command(main)

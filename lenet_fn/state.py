@@ -94,15 +94,18 @@ def initial_state(model: Model[Any], config: TrainConfig) -> TrainState:
 
 
 class TrainingInterrupted(Exception):
-    """Ctrl-C during ``fit``; ``state`` is the last complete step, ready to save and resume."""
+    """Ctrl-C (or SIGTERM, raised as a ``KeyboardInterrupt``) during ``fit``; ``state`` is the last
+    complete step, ready to save and resume; ``interrupt`` is what stopped it."""
 
-    def __init__(self, state: TrainState) -> None:
+    def __init__(self, state: TrainState, interrupt: KeyboardInterrupt | None = None) -> None:
         super().__init__("training interrupted")
         self.state = state
+        self.interrupt = interrupt if interrupt is not None else KeyboardInterrupt()
 
 
 class TrainingDiverged(Exception):
-    """The loss became NaN or infinite; ``state`` is the last state before the diverging step."""
+    """The loss or the weights became NaN or infinite; ``state`` is the last state before the
+    diverging step (its weights are finite)."""
 
     def __init__(self, message: str, state: TrainState) -> None:
         super().__init__(message)

@@ -14,11 +14,11 @@ gathered here as the training API:
 
 from __future__ import annotations
 
-import sys
 from typing import TypeVar
 
 from lenet_fn.arrays import FloatArray, IntArray
 from lenet_fn.batch import estimate_curvature, forward_backward, predict_outputs
+from lenet_fn.cli import run_command
 from lenet_fn.config import DEFAULTS, OPTIMIZERS, ModelDefaults, TrainConfig, defaults_for
 from lenet_fn.loop import ProgressLine, fit
 from lenet_fn.optim import SCHEDULES, momentum_step
@@ -98,4 +98,4 @@ def train_step(
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command(main)

@@ -1,8 +1,9 @@
 """The command line of ``python -m lenet_fn.train``: flags to a ``TrainConfig``, then ``fit`` with the
 run's files written after every epoch (``lenet_fn.rundir``).
 
-Bad flags, data or checkpoints end in one line on stderr and exit status 2; a diverging run in
-exit status 1; Ctrl-C saves a resumable ``last.npz`` and exits with 130.
+Bad flags, data or checkpoints end in one line on stderr and exit status 2; a diverging run, or
+one that cannot write its files (a full disk), in exit status 1; Ctrl-C and SIGTERM save a
+resumable ``last.npz`` and exit with 130 and 143.
 """
 
 from __future__ import annotations
@@ -20,16 +21,18 @@ import numpy as np
 from lenet_fn import rundir
 from lenet_fn.augment import DistortionRanges
 from lenet_fn.checkpoint import CheckpointError
-from lenet_fn.config import BUILTIN_MODELS, CUSTOM_DEFAULTS, DEFAULTS, OPTIMIZERS, TrainConfig, defaults_for
-from lenet_fn.data import DatasetError, load_or_download_mnist
+from lenet_fn.cli import exit_status, signal_name, signals_held
+from lenet_fn.config import BUILTIN_MODELS, CUSTOM_DEFAULTS, DEFAULTS, OPTIMIZERS, WARMUP_FRACTION, TrainConfig, defaults_for
+from lenet_fn.data import TRAIN_IMAGES, DatasetError, count_batches, load_or_download_mnist
 from lenet_fn.loop import check_trainable, fit
 from lenet_fn.models import get_model
 from lenet_fn.optim import SCHEDULES, SDLM_MU
 from lenet_fn.parallel import Workers, default_threads
 from lenet_fn.params import tree_size
-from lenet_fn.plots import PLOT_HINT, matplotlib_available, plot_error_rates
+from lenet_fn.plots import PLOT_HINT, matplotlib_available
 from lenet_fn.protocol import Model, is_import_path
 from lenet_fn.runtime import reuse_freed_memory
+from lenet_fn.rundir import RunFiles, best_epoch, describe_position
 from lenet_fn.state import EpochMetrics, PreparedData, TrainingDiverged, TrainingInterrupted, TrainState, initial_state, prepare_data
 
 
@@ -115,6 +118,11 @@ _CONFIG_FLAGS = (
 )  # fmt: skip
 
 
+_DISTORTION_FLAGS = ("translate", "scale", "squeeze", "shear")
+RESUME_CHANGES = ("lr", "warmup")
+"""What a resumed run may change: the cures for a diverging run (noted, and kept in its files)."""
+
+
 def _config_from_flags(args: argparse.Namespace) -> TrainConfig:
     model = "lenet5" if args.model is None else args.model
     optimizer = args.optimizer or "momentum"
@@ -135,24 +143,45 @@ def _config_from_flags(args: argparse.Namespace) -> TrainConfig:
     }
     values.update({flag: getattr(args, flag) for flag in _CONFIG_FLAGS if getattr(args, flag) is not None})
     try:
-        return TrainConfig(**values)
+        config = TrainConfig(**values)
     except (TypeError, ValueError) as error:
         raise UsageError(f"--{str(error).replace('_', '-')}") from None
+    unused = [f"--{flag}" for flag in _DISTORTION_FLAGS if getattr(args, flag) is not None]
+    if unused and not config.distort:
+        off = "--no-distort" if args.distort is False else f"{model}'s default"
+        raise UsageError(f"{unused[0]}: sets a range of the warps, and this run has none ({off}); add --distort to use it")
+    if args.warmup is None:  # a quick try (--epochs 2 --limit 5000) should not spend itself warming up
+        return attrs.evolve(config, warmup=min(config.warmup, int(WARMUP_FRACTION * _run_steps(config))))
+    return config
 
 
-def _resumed_config(args: argparse.Namespace, config: TrainConfig, state: TrainState) -> TrainConfig:
+def _run_steps(config: TrainConfig) -> int:
+    """The steps of a run on MNIST's training images (or the first ``limit``)."""
+    count = min(config.limit or TRAIN_IMAGES.shape[0], TRAIN_IMAGES.shape[0])
+    return config.epochs * count_batches(count * config.repeat, config.batch_size)
+
+
+def _resumed_config(args: argparse.Namespace, config: TrainConfig, state: TrainState, stderr: IO[str]) -> TrainConfig:
+    changes: dict[str, Any] = {}
     for flag in _CONFIG_FLAGS:
         given = getattr(args, flag)
-        if given is not None and given != getattr(config, flag):
+        if given is None or given == getattr(config, flag):
+            continue
+        if flag not in RESUME_CHANGES:
             raise UsageError(
-                f"--{flag.replace('_', '-')}: the resumed run used {getattr(config, flag)!r}, got {given!r} "
-                "(a resumed run keeps its settings so that it continues exactly)"
+                f"--{flag.replace('_', '-')}: the resumed run used {getattr(config, flag)!r}, got {given!r} (a resumed run "
+                f"keeps its settings so that it continues exactly; only {', '.join('--' + name for name in RESUME_CHANGES)} may change)"
             )
+        print(f"note: --{flag} {given:g} replaces the run's {getattr(config, flag):g} from here on (recorded in its files)", file=stderr)
+        changes[flag] = given
     if args.epochs is not None:
-        if args.epochs < state.epoch:
-            raise UsageError(f"--epochs: the run has already finished {state.epoch} epochs, got {args.epochs}")
-        config = attrs.evolve(config, epochs=args.epochs)
-    return config
+        if args.epochs < max(state.epoch, 1):
+            raise UsageError(f"--epochs: expected at least {max(state.epoch, 1)} (the run has finished {state.epoch}), got {args.epochs}")
+        changes["epochs"] = args.epochs
+    try:
+        return attrs.evolve(config, **changes)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--{str(error).replace('_', '-')}") from None
 
 
 def _format_epoch(metrics: EpochMetrics, epochs: int) -> str:
@@ -167,11 +196,10 @@ def _start(args: argparse.Namespace, stderr: IO[str]) -> tuple[TrainConfig, Trai
     ``DatasetError``, ``CheckpointError`` or ``OSError`` for bad input."""
     if args.resume is not None:
         config, state = rundir.load_state(args.resume)
-        config = _resumed_config(args, config, state)
-        run_dir = args.out or args.resume.parent
+        config = _resumed_config(args, config, state, stderr)
     else:
         config = _config_from_flags(args)
-        run_dir = args.out or Path("runs") / f"{config.model.replace(':', '-')}-{datetime.now():%Y%m%d-%H%M%S}"
+    run_dir = _run_dir(args, config)
     try:
         model = get_model(config.model)
         check_trainable(model, config)
@@ -188,6 +216,27 @@ def _start(args: argparse.Namespace, stderr: IO[str]) -> tuple[TrainConfig, Trai
         rundir.check_resumable(args.resume, config, state, data.train_y.shape[0])
     run_dir.mkdir(parents=True, exist_ok=True)
     return config, state, run_dir, model, data
+
+
+def _run_dir(args: argparse.Namespace, config: TrainConfig) -> Path:
+    """Where the run's files go: ``--out``, the resumed checkpoint's directory, or a new
+    ``runs/<model>-<date>-<time>``; a ``UsageError`` when that directory holds another run."""
+    if args.out is None and args.resume is not None:
+        return Path(args.resume.parent)
+    if args.out is None:
+        stem = Path("runs") / f"{config.model.replace(':', '-')}-{datetime.now():%Y%m%d-%H%M%S}"
+        path, count = stem, 1
+        while path.exists():  # two runs started in the same second
+            count += 1
+            path = stem.with_name(f"{stem.name}-{count}")
+        return path
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out: expected a directory for the run's files, got the file {args.out}")
+    held = rundir.existing_run_files(args.out)
+    if held and (args.resume is None or args.out.resolve() != args.resume.parent.resolve()):
+        hint = f"continue it with --resume {args.out / rundir.LAST} or choose" if rundir.LAST in held else "choose"
+        raise UsageError(f"--out {args.out}: holds another run ({', '.join(held)}), which this one would overwrite; {hint} another --out")
+    return Path(args.out)
 
 
 def _describe(config: TrainConfig, state: TrainState, data: PreparedData, resumed: bool) -> str:
@@ -207,71 +256,98 @@ def _describe(config: TrainConfig, state: TrainState, data: PreparedData, resume
     )
 
 
-def _epoch_writer(config: TrainConfig, run_dir: Path, stdout: IO[str]) -> Callable[[TrainState, EpochMetrics], None]:
-    """What happens after each epoch: its line, ``last.npz``, ``best.npz`` when it is the best so far,
-    ``metrics.json`` and (with matplotlib) the error-rate plot."""
-    plots = matplotlib_available()
+def _epoch_printer(files: RunFiles, epochs: int, stdout: IO[str]) -> Callable[[TrainState, EpochMetrics], None]:
+    """What happens after each epoch: the run's files (``RunFiles.end_of_epoch``), then its line."""
 
     def on_epoch_end(new_state: TrainState, metrics: EpochMetrics) -> None:
-        print(_format_epoch(metrics, config.epochs), file=stdout)
-        stdout.flush()
-        rundir.save_state(run_dir / rundir.LAST, config, new_state, kind="last")
-        if metrics.test_error <= min(entry.test_error for entry in new_state.history):
-            rundir.save_best(run_dir / rundir.BEST, config, new_state)
-        rundir.write_metrics(run_dir, config, new_state.history)
-        if plots:
-            plot_error_rates([attrs.asdict(entry) for entry in new_state.history], run_dir / rundir.PLOT, title=config.model)
+        with signals_held():  # a Ctrl-C waits until the files are written and the line printed
+            files.end_of_epoch(new_state)
+            print(_format_epoch(metrics, epochs), file=stdout)
+            stdout.flush()
 
     return on_epoch_end
 
 
-def _train(model: Model[Any], config: TrainConfig, data: PreparedData, state: TrainState, run_dir: Path,
+def _train(model: Model[Any], config: TrainConfig, data: PreparedData, state: TrainState, files: RunFiles,
            stdout: IO[str], stderr: IO[str]) -> TrainState | int:
-    """Runs ``fit``; returns the final state, or the exit status of an interrupted or diverged run."""
+    """Runs ``fit``; returns the final state, or the exit status of a run that stopped early."""
     try:
         # a diverging run is reported below in one line; numpy's overflow warnings would only add noise
         with Workers(config.threads) as workers, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             if workers.threads != config.threads:
                 print(f"note: BLAS threads cannot be controlled here, so training runs on 1 thread instead of {config.threads}", file=stderr)
-            return fit(model, config, data, state, workers=workers, on_epoch_end=_epoch_writer(config, run_dir, stdout), progress=stderr)
+            on_epoch_end = _epoch_printer(files, config.epochs, stdout)
+            return fit(model, config, data, state, workers=workers, on_epoch_end=on_epoch_end, progress=stderr)
     except TrainingInterrupted as stop:
-        path = rundir.save_state(run_dir / rundir.LAST, config, stop.state, kind="interrupted")
-        print(
-            f"\ninterrupted at epoch {stop.state.epoch + 1}, batch {stop.state.progress.batch}; saved {path}\n"
-            f"continue with: python -m lenet_fn.train --resume {path}",
-            file=stderr,
-        )
-        return 130
+        return _save_interrupted(files, stop, stderr)
     except TrainingDiverged as error:
-        last = run_dir / rundir.LAST
-        finished = len(error.state.history)
-        kept = f"{last} (end of epoch {finished}) is the last good checkpoint" if finished else "no checkpoint was written"
-        print(f"error: {error}; training stopped, {kept}. Try a smaller --lr.", file=stderr)
+        retry = f"resume it with a smaller rate: --resume {files.last_good_path} --lr {config.lr / 10:g}" if files.last_good_path else "start again with a smaller --lr"
+        print(f"error: {error}; training stopped. {_last_good(files)}; {retry}", file=stderr)
+        return 1
+    except BrokenPipeError:
+        raise  # stdout closed (... | head): the command ends quietly (lenet_fn.cli)
+    except OSError as error:
+        print(f"error: cannot write {error.filename}: {error.strerror}; training stopped. {_last_good(files)}", file=stderr)
         return 1
     except Exception as error:
         if not is_import_path(config.model):
             raise  # the library's own models: a bug, whose traceback says where
-        print(f"error: the model {config.model} failed while training ({type(error).__name__}: {error}); "
-              f"{run_dir / rundir.LAST} holds the last finished epoch, if any", file=stderr)  # fmt: skip
+        print(f"error: the model {config.model} failed while training ({type(error).__name__}: {error}). {_last_good(files)}", file=stderr)
         return 1
 
 
+def _last_good(files: RunFiles) -> str:
+    if files.last_good_path is None:
+        return "No checkpoint was written"
+    return f"The last complete checkpoint is {files.last_good_path} ({files.last_good_at})"
+
+
+def _at(state: TrainState) -> str:
+    where = describe_position(state)
+    return f"at the {where}" if where.startswith(("end", "start")) else f"at {where}"
+
+
+def _save_interrupted(files: RunFiles, stop: TrainingInterrupted, stderr: IO[str]) -> int:
+    """Saves the stopped run's state (a one-line error when the disk will not take it); the exit status."""
+    where = _at(stop.state)
+    try:
+        path = files.interrupted(stop.state)
+    except OSError as error:
+        print(f"\nerror: stopped by {signal_name(stop.interrupt)} {where}, and cannot write {error.filename}: "
+              f"{error.strerror}. {_last_good(files)}", file=stderr)  # fmt: skip
+        return exit_status(stop.interrupt)
+    print(f"\nstopped by {signal_name(stop.interrupt)} {where}; saved {path}\n"
+          f"continue with: python -m lenet_fn.train --resume {path}", file=stderr)  # fmt: skip
+    return exit_status(stop.interrupt)
+
+
 def main(argv: Sequence[str] | None = None, *, stdout: IO[str] = sys.stdout, stderr: IO[str] = sys.stderr) -> int:
-    """Runs ``python -m lenet_fn.train``; returns the exit status (0 done, 1 diverged, 2 bad input, 130 Ctrl-C)."""
+    """Runs ``python -m lenet_fn.train``; returns the exit status (0 done, 1 diverged or could not
+    write its files, 2 bad input, 130 Ctrl-C, 143 SIGTERM)."""
     args = _parser().parse_args(argv)
     try:
         config, state, run_dir, model, data = _start(args, stderr)
-    except (UsageError, DatasetError, CheckpointError, OSError) as error:
+        files = RunFiles(run_dir, config, plots=matplotlib_available(), resumed_from=args.resume, state=state)
+        in_place = args.resume is not None and run_dir.resolve() == args.resume.parent.resolve()
+        notes = files.reconcile(state) if in_place else []  # put right after a kill -9
+    except (UsageError, DatasetError, CheckpointError) as error:
         print(f"error: {error}", file=stderr)
         return 2
+    except OSError as error:
+        print(f"error: cannot write {error.filename}: {error.strerror}", file=stderr)
+        return 2
+    for note in notes:
+        print(f"note: {note}", file=stderr)
+    if config.threads > default_threads():
+        print(f"note: {config.threads} threads on {default_threads()} cores: more threads than cores only slows training", file=stderr)
     reuse_freed_memory()
     print(_describe(config, state, data, args.resume is not None), file=stdout)
     print(f"run directory: {run_dir}", file=stdout)
     stdout.flush()
-    final = _train(model, config, data, state, run_dir, stdout, stderr)
+    final = _train(model, config, data, state, files, stdout, stderr)
     if isinstance(final, int):
         return final
-    best = min(final.history, key=lambda entry: entry.test_error)
+    best = best_epoch(final.history)
     print(f"best test error {100 * best.test_error:.2f}% after epoch {best.epoch}; files in {run_dir}", file=stdout)
     if not matplotlib_available():
         print(f"no {rundir.PLOT}: {PLOT_HINT}", file=stdout)

@@ -217,9 +217,10 @@ def test_the_train_command_writes_a_run_directory(tmp_path: Path) -> None:
     assert "resuming at epoch 3, batch 1" in out.splitlines()[0]
     assert [line.split()[1] for line in out.splitlines() if line.startswith("epoch")] == ["3/3"]
 
-    status, out, err = _run_cli([str(tmp_path / "run" / "best.npz")][:0] + ["--resume", str(tmp_path / "run" / "last.npz"), "--lr", "0.1"])
+    status, out, err = _run_cli(["--resume", str(tmp_path / "run" / "last.npz"), "--momentum", "0.5"])
     assert status == 2 and err.strip() == (
-        "error: --lr: the resumed run used 0.002, got 0.1 (a resumed run keeps its settings so that it continues exactly)"
+        "error: --momentum: the resumed run used 0.9, got 0.5 (a resumed run keeps its settings so that it continues "
+        "exactly; only --lr, --warmup may change)"
     )
 
 
@@ -290,9 +291,10 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path: Path, monkeypatch: 
     status, out, err = _run_cli(["--model", "mlp", "--limit", "200", "--epochs", "3", "--schedule", "constant",
                                  "--batch-size", "50", "--lr", "0.01", "--out", str(tmp_path)])  # fmt: skip
     assert status == 1
+    last = re.escape(str(tmp_path / "last.npz"))
     assert re.fullmatch(
-        r"error: the loss became (nan|inf) at epoch 2, batch \d+ \(lr 100000\); training stopped, "
-        rf"{re.escape(str(tmp_path / 'last.npz'))} \(end of epoch 1\) is the last good checkpoint. Try a smaller --lr.\n",
+        r"error: the (loss became (nan|inf)|weights became NaN or infinite) at epoch 2, batch \d+ \(lr 100000\); training stopped. "
+        rf"The last complete checkpoint is {last} \(end of epoch 1\); resume it with a smaller rate: --resume {last} --lr 0.001\n",
         err,
     )
     kept = load_checkpoint(tmp_path / "last.npz")
@@ -347,7 +349,7 @@ def test_sdlm_and_distortions_from_the_command_line(tmp_path: Path) -> None:
     status, out, err = _run_cli(["--optimizer", "sdlm", "--distort", "--shear", "0.3", "--limit", "300", "--epochs", "1",
                                  "--batch-size", "50", "--out", str(tmp_path)])  # fmt: skip
     assert status == 0, err
-    assert "SDLM (mu 0.02, curvature every 50 steps), batch 50, eta 0.0005 (cosine, warm-up 500 steps), momentum 0," in out.splitlines()[0] and "'shear': 0.3" in out.splitlines()[0]
+    assert "SDLM (mu 0.02, curvature every 50 steps), batch 50, eta 0.0005 (cosine, warm-up 0 steps), momentum 0," in out.splitlines()[0] and "'shear': 0.3" in out.splitlines()[0]
     config = json.loads((tmp_path / "metrics.json").read_text())["config"]
     assert config["optimizer"] == "sdlm" and config["distort"] is True and config["shear"] == 0.3
     status, _, err = _run_cli(["--squeeze", "1.5", "--out", str(tmp_path / "bad")])
