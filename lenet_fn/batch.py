@@ -117,6 +117,9 @@ def predict_outputs(
         Outputs, shape (N, 10).
     """
     batch_size = check_int("batch_size", batch_size, minimum=1)
+    if not isinstance(x, np.ndarray) or x.ndim < 1 or x.shape[0] < 1:
+        got = f"shape {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
+        raise ValueError(f"x: expected a batch of at least one prepared input, shape (N, ...) with N >= 1, got {got}")
     step = max(1, -(-batch_size // workers.threads))
     chunks = [slice(start, min(start + step, x.shape[0])) for start in range(0, x.shape[0], step)]
     outputs = workers.map(lambda rows: model.forward(params, x[rows])[0], chunks)

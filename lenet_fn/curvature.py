@@ -25,7 +25,7 @@ import attrs
 import numpy as np
 
 from lenet_fn import losses, ops
-from lenet_fn.arrays import FloatArray
+from lenet_fn.arrays import FloatArray, check_cache
 
 Cache = TypeVar("Cache")
 
@@ -59,6 +59,7 @@ def linear_curvature(
     Returns:
         ``(h_x, h_w, h_b)`` of shapes (N, in), (out, in), (out,).
     """
+    cache = check_cache(cache, ops.LinearCache, "linear_forward")
     squared = ops.LinearCache(x=cache.x * cache.x, w=cache.w * cache.w)
     return ops.linear_backward(h_out, squared, input_grad=input_grad)
 
@@ -88,6 +89,7 @@ def conv2d_curvature(
     Returns:
         ``(h_x, h_w, h_b)`` of shapes (N, C, H, W), (F, C, kh, kw), (F,).
     """
+    cache = check_cache(cache, ops.Conv2dCache, "conv2d_forward")
     squared = attrs.evolve(cache, columns=cache.columns * cache.columns, w=cache.w * cache.w)
     return ops.conv2d_backward(h_out, squared, input_grad=input_grad)
 
@@ -108,6 +110,7 @@ def partial_conv2d_curvature(
     h_out: FloatArray, cache: ops.PartialConv2dCache, *, input_grad: bool = True
 ) -> tuple[FloatArray | None, FloatArray, FloatArray]:
     """Curvature of ``partial_conv2d_forward``: ``(h_x, h_w, h_b)``, ``h_w`` of shape (connections, kh, kw)."""
+    cache = check_cache(cache, ops.PartialConv2dCache, "partial_conv2d_forward")
     h_x, h_dense, h_b = conv2d_curvature(h_out, cache.conv, input_grad=input_grad)
     return h_x, h_dense[cache.table], h_b
 
@@ -122,6 +125,7 @@ def subsample_curvature(h_out: FloatArray, cache: ops.SubsampleCache) -> tuple[F
     Returns:
         ``(h_x, h_coeff, h_bias)`` of shapes (N, C, H, W), (C,), (C,).
     """
+    cache = check_cache(cache, ops.SubsampleCache, "subsample_forward")
     squared = attrs.evolve(cache, window_sums=cache.window_sums * cache.window_sums, coeff=cache.coeff * cache.coeff)
     return ops.subsample_backward(h_out, squared)
 
@@ -146,6 +150,7 @@ def rbf_curvature(
     Returns:
         ``(h_x, h_centers)`` of shapes (N, D) and (K, D).
     """
+    cache = check_cache(cache, ops.RbfCache, "rbf_forward")
     x, centers = cache.x, cache.centers
     squared = 4.0 * (x[:, None, :] - centers[None, :, :]) ** 2  # (N, K, D)
     h_x: FloatArray = np.einsum("nk,nkd->nd", h_out, squared)
@@ -162,16 +167,19 @@ def rbf_curvature(
 
 def avg_pool2d_curvature(h_out: FloatArray, cache: ops.AvgPool2dCache) -> FloatArray:
     """Curvature of ``avg_pool2d_forward``: every input of a window weighs ``1 / size**4``."""
+    cache = check_cache(cache, ops.AvgPool2dCache, "avg_pool2d_forward")
     return ops.avg_pool2d_backward(h_out * (1.0 / (cache.size * cache.size)), cache)
 
 
 def max_pool2d_curvature(h_out: FloatArray, cache: ops.MaxPool2dCache) -> FloatArray:
     """Curvature of ``max_pool2d_forward``: the window's curvature goes to its maximum."""
+    cache = check_cache(cache, ops.MaxPool2dCache, "max_pool2d_forward")
     return ops.max_pool2d_backward(h_out, cache)
 
 
 def flatten_curvature(h_out: FloatArray, cache: ops.FlattenCache) -> FloatArray:
     """Curvature of ``flatten_forward``: reshaped back."""
+    cache = check_cache(cache, ops.FlattenCache, "flatten_forward")
     return ops.flatten_backward(h_out, cache)
 
 
@@ -183,31 +191,37 @@ def _elementwise(backward: Callable[[FloatArray, Cache], FloatArray], h_out: Flo
 
 def relu_curvature(h_out: FloatArray, cache: ops.ReluCache) -> FloatArray:
     """Curvature of ``relu_forward``."""
+    cache = check_cache(cache, ops.ReluCache, "relu_forward")
     return _elementwise(ops.relu_backward, h_out, cache)
 
 
 def leaky_relu_curvature(h_out: FloatArray, cache: ops.LeakyReluCache) -> FloatArray:
     """Curvature of ``leaky_relu_forward``."""
+    cache = check_cache(cache, ops.LeakyReluCache, "leaky_relu_forward")
     return _elementwise(ops.leaky_relu_backward, h_out, cache)
 
 
 def sigmoid_curvature(h_out: FloatArray, cache: ops.SigmoidCache) -> FloatArray:
     """Curvature of ``sigmoid_forward``."""
+    cache = check_cache(cache, ops.SigmoidCache, "sigmoid_forward")
     return _elementwise(ops.sigmoid_backward, h_out, cache)
 
 
 def tanh_curvature(h_out: FloatArray, cache: ops.TanhCache) -> FloatArray:
     """Curvature of ``tanh_forward``."""
+    cache = check_cache(cache, ops.TanhCache, "tanh_forward")
     return _elementwise(ops.tanh_backward, h_out, cache)
 
 
 def squash_curvature(h_out: FloatArray, cache: ops.SquashCache) -> FloatArray:
     """Curvature of ``squash_forward``."""
+    cache = check_cache(cache, ops.SquashCache, "squash_forward")
     return _elementwise(ops.squash_backward, h_out, cache)
 
 
 def elu_curvature(h_out: FloatArray, cache: ops.EluCache) -> FloatArray:
     """Curvature of ``elu_forward``."""
+    cache = check_cache(cache, ops.EluCache, "elu_forward")
     return _elementwise(ops.elu_backward, h_out, cache)
 
 
@@ -224,6 +238,7 @@ def _softmax_diagonal(probabilities: FloatArray) -> FloatArray:
 
 def softmax_cross_entropy_curvature(cache: losses.SoftmaxCrossEntropyCache) -> FloatArray:
     """Diagonal of the Hessian of the mean softmax cross-entropy in the logits: ``p (1 - p) / N``, (N, K)."""
+    cache = check_cache(cache, losses.SoftmaxCrossEntropyCache, "softmax_cross_entropy_forward")
     return _softmax_diagonal(cache.probabilities)
 
 
@@ -232,10 +247,12 @@ def map_loss_curvature(cache: losses.MapLossCache) -> FloatArray:
 
     ``p_i = exp(-y_i) / (exp(-j) + sum_k exp(-y_k))``; the ``y[label]`` term is linear.
     """
+    cache = check_cache(cache, losses.MapLossCache, "map_loss_forward")
     return _softmax_diagonal(cache.probabilities)
 
 
 def mse_curvature(cache: losses.MseCache) -> FloatArray:
     """Diagonal of the Hessian of the mean squared error: ``2 / (N K)`` everywhere, (N, K)."""
+    cache = check_cache(cache, losses.MseCache, "mse_forward")
     curvature: FloatArray = np.full_like(cache.difference, 2.0 / cache.difference.size)
     return curvature

@@ -9,7 +9,7 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
-from lenet_fn.arrays import FloatArray, IntArray, check_float_array, check_labels, check_positive_float, readonly_view
+from lenet_fn.arrays import FloatArray, IntArray, check_cache, check_float_array, check_labels, check_positive_float, readonly_view
 
 MAP_LOSS_J = 0.1
 """Default of the positive constant ``j`` in LeNet-5's MAP loss (paper eq. 9 leaves it open)."""
@@ -80,6 +80,7 @@ def softmax_cross_entropy_backward(cache: SoftmaxCrossEntropyCache, d_loss: floa
     Returns:
         ``d_scores``, shape (N, K).
     """
+    cache = check_cache(cache, SoftmaxCrossEntropyCache, "softmax_cross_entropy_forward")
     return _probabilities_minus_onehot(cache.probabilities, cache.labels, d_loss / cache.labels.shape[0])
 
 
@@ -140,6 +141,7 @@ def mse_backward(cache: MseCache, d_loss: float = 1.0) -> FloatArray:
     Returns:
         ``d_scores``, shape (N, K).
     """
+    cache = check_cache(cache, MseCache, "mse_forward")
     return cache.difference * (2.0 * d_loss / cache.difference.size)
 
 
@@ -203,4 +205,5 @@ def map_loss_backward(cache: MapLossCache, d_loss: float = 1.0) -> FloatArray:
     Returns:
         ``d_distances``, shape (N, K).
     """
+    cache = check_cache(cache, MapLossCache, "map_loss_forward")
     return _probabilities_minus_onehot(cache.probabilities, cache.labels, -d_loss / cache.labels.shape[0])

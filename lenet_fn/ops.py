@@ -18,6 +18,7 @@ import numpy.typing as npt
 from lenet_fn.arrays import (
     FloatArray,
     FloatDType,
+    check_cache,
     check_float_array,
     check_int,
     check_int_pair,
@@ -114,6 +115,7 @@ def linear_backward(
     Returns:
         ``(d_x, d_w, d_b)`` of shapes (N, in), (out, in), (out,).
     """
+    cache = check_cache(cache, LinearCache, "linear_forward")
     x, w = cache.x, cache.w
     d_out = _check_d_out(d_out, (x.shape[0], w.shape[0]), x.dtype)
     d_x = d_out @ w if input_grad else None
@@ -175,6 +177,8 @@ def check_conv2d_args(
             f"w: expected {x.shape[1]} input channels (x has shape {x.shape}), got w of shape {w.shape}"
         )
     check_shape("b", b, (w.shape[0],), "(one bias per output channel of w)")
+    if min(w.shape) < 1:
+        raise ValueError(f"w: expected at least one filter of at least 1x1 on at least one channel, got w of shape {w.shape}")
     padded = (x.shape[2] + 2 * paddings[0], x.shape[3] + 2 * paddings[1])
     if w.shape[2] > padded[0] or w.shape[3] > padded[1]:
         raise ValueError(
@@ -316,6 +320,7 @@ def conv2d_backward(
         ``(d_x, d_w, d_b)`` of shapes (N, C, H, W), (F, C, kh, kw), (F,); ``d_x`` is channel-major
         in memory, like the outputs of ``conv2d_forward``.
     """
+    cache = check_cache(cache, Conv2dCache, "conv2d_forward")
     n, c, h, width = cache.x_shape
     f, _, kh, kw = cache.w.shape
     ho, wo = cache.out_size
@@ -432,6 +437,7 @@ def partial_conv2d_backward(
     Returns:
         ``(d_x, d_w, d_b)`` of shapes (N, C, H, W), (connections, kh, kw), (F,).
     """
+    cache = check_cache(cache, PartialConv2dCache, "partial_conv2d_forward")
     d_x, d_dense, d_b = conv2d_backward(d_out, cache.conv, input_grad=input_grad)
     return d_x, d_dense[cache.table], d_b
 
@@ -534,6 +540,7 @@ def avg_pool2d_backward(d_out: FloatArray, cache: AvgPool2dCache) -> FloatArray:
     Returns:
         ``d_x`` of shape (N, C, H, W).
     """
+    cache = check_cache(cache, AvgPool2dCache, "avg_pool2d_forward")
     n, c, h, w = cache.x_shape
     size = cache.size
     d_out = _check_d_out(d_out, (n, c, h // size, w // size), cache.dtype)
@@ -599,6 +606,7 @@ def max_pool2d_backward(d_out: FloatArray, cache: MaxPool2dCache) -> FloatArray:
     Returns:
         ``d_x`` of shape (N, C, H, W).
     """
+    cache = check_cache(cache, MaxPool2dCache, "max_pool2d_forward")
     d_out = _check_d_out(d_out, cache.argmax.shape, cache.dtype)
     d_x = _like(d_out, cache.x_shape)
     for position, tap in enumerate(_window_taps(d_x, cache.size)):
@@ -677,6 +685,7 @@ def subsample_backward(d_out: FloatArray, cache: SubsampleCache) -> tuple[FloatA
     Returns:
         ``(d_x, d_coeff, d_bias)`` of shapes (N, C, H, W), (C,), (C,).
     """
+    cache = check_cache(cache, SubsampleCache, "subsample_forward")
     d_out = _check_d_out(d_out, cache.window_sums.shape, cache.coeff.dtype)
     d_coeff = np.einsum("nchw,nchw->c", d_out, cache.window_sums)
     d_bias = d_out.sum(axis=(0, 2, 3))
@@ -725,6 +734,7 @@ def relu_backward(d_out: FloatArray, cache: ReluCache) -> FloatArray:
     Returns:
         ``d_x``, the shape of the input.
     """
+    cache = check_cache(cache, ReluCache, "relu_forward")
     d_out = _check_d_out(d_out, cache.out.shape, cache.out.dtype)
     return np.where(cache.out > 0, d_out, 0)
 
@@ -769,6 +779,7 @@ def leaky_relu_backward(d_out: FloatArray, cache: LeakyReluCache) -> FloatArray:
     Returns:
         ``d_x``, the shape of the input.
     """
+    cache = check_cache(cache, LeakyReluCache, "leaky_relu_forward")
     d_out = _check_d_out(d_out, cache.x.shape, cache.x.dtype)
     return np.where(cache.x > 0, d_out, d_out * cache.slope)
 
@@ -812,6 +823,7 @@ def sigmoid_backward(d_out: FloatArray, cache: SigmoidCache) -> FloatArray:
     Returns:
         ``d_x``, the shape of the input.
     """
+    cache = check_cache(cache, SigmoidCache, "sigmoid_forward")
     out = cache.out
     d_out = _check_d_out(d_out, out.shape, out.dtype)
     return d_out * out * (1.0 - out)
@@ -854,6 +866,7 @@ def tanh_backward(d_out: FloatArray, cache: TanhCache) -> FloatArray:
     Returns:
         ``d_x``, the shape of the input.
     """
+    cache = check_cache(cache, TanhCache, "tanh_forward")
     out = cache.out
     d_out = _check_d_out(d_out, out.shape, out.dtype)
     return d_out * (1.0 - out * out)
@@ -939,6 +952,7 @@ def squash_backward(d_out: FloatArray, cache: SquashCache) -> FloatArray:
     Returns:
         ``d_x``, the shape of the input.
     """
+    cache = check_cache(cache, SquashCache, "squash_forward")
     out = cache.out
     d_out = _check_d_out(d_out, out.shape, out.dtype)
     squared_amplitude = out.dtype.type(SQUASH_AMPLITUDE**2)
@@ -993,6 +1007,7 @@ def elu_backward(d_out: FloatArray, cache: EluCache) -> FloatArray:
     Returns:
         ``d_x``, the shape of the input.
     """
+    cache = check_cache(cache, EluCache, "elu_forward")
     out = cache.out
     d_out = _check_d_out(d_out, out.shape, out.dtype)
     return np.where(out > 0, d_out, d_out * (out + cache.alpha))
@@ -1050,6 +1065,7 @@ def rbf_backward(d_out: FloatArray, cache: RbfCache) -> tuple[FloatArray, FloatA
     Returns:
         ``(d_x, d_centers)`` of shapes (N, D) and (K, D).
     """
+    cache = check_cache(cache, RbfCache, "rbf_forward")
     x, centers = cache.x, cache.centers
     d_out = _check_d_out(d_out, (x.shape[0], centers.shape[0]), x.dtype)
     d_x = d_out.sum(axis=1, keepdims=True) * x
@@ -1101,6 +1117,7 @@ def flatten_backward(d_out: FloatArray, cache: FlattenCache) -> FloatArray:
     Returns:
         ``d_x`` of the input's shape.
     """
+    cache = check_cache(cache, FlattenCache, "flatten_forward")
     n = cache.x_shape[0]
     d_out = _check_d_out(d_out, (n, int(np.prod(cache.x_shape[1:]))), cache.dtype)
     return d_out.reshape(cache.x_shape)

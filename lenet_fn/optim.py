@@ -49,6 +49,14 @@ def _leaves_like(name: str, other: object, treedef: TreeDef, leaves: list[FloatA
     return others
 
 
+def _check_rates(rates: list[FloatArray], treedef: TreeDef) -> None:
+    """Per-parameter learning rates are finite and >= 0 (NaN fails both comparisons)."""
+    for index, rate in enumerate(rates):
+        if rate.size and not (rate.min() >= 0 and np.isfinite(rate.max())):
+            bad = int(np.count_nonzero(~(np.isfinite(rate) & (rate >= 0))))
+            raise ValueError(f"lr.{tree_paths(treedef)[index]}: expected finite rates >= 0, got {bad:,} of {rate.size:,} NaN, infinite or negative")
+
+
 def momentum_step(
     params: Tree,
     grads: Tree,
@@ -82,7 +90,9 @@ def momentum_step(
     if isinstance(lr, (int, float, np.integer, np.floating)) and not isinstance(lr, bool):
         rates: list[FloatArray | float] = [_check_number("lr", lr, low=0.0)] * len(weights)
     else:
-        rates = list(_leaves_like("lr", lr, treedef, weights, broadcast=True))
+        per_parameter = _leaves_like("lr", lr, treedef, weights, broadcast=True)
+        _check_rates(per_parameter, treedef)
+        rates = list(per_parameter)
     new_weights, new_velocities = [], []
     for w, g, v, rate in zip(weights, gradients, velocities, rates):
         step = g + weight_decay * w if weight_decay else g

@@ -124,6 +124,11 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] = sys.stdout, std
     except (ShowError, ImageError, CheckpointError, DatasetError) as error:
         print(f"error: {error}", file=stderr)
         return 2
+    except BrokenPipeError:
+        raise  # stdout closed (--ascii | head): the command ends quietly (lenet_fn.cli)
+    except OSError as error:
+        print(f"error: --out: cannot write {error.filename}: {error.strerror}", file=stderr)
+        return 2
     if written is not None:
         print(f"wrote {written}", file=stdout)
     elif not args.ascii:
