@@ -149,9 +149,6 @@ def train_batch(run: Run, state: TrainState, rows: IntArray, x: FloatArray) -> T
     rates: Any = lr if state.curvature is None else run.rates.at(state.curvature, lr)
     config = run.config
     params, velocity = momentum_step(state.params, grads, state.velocity, lr=rates, momentum=config.momentum, weight_decay=config.weight_decay)
-    if not all_finite(params):  # tanh units saturate: a finite loss can hide infinite weights
-        where = f"epoch {state.epoch + 1}, batch {state.progress.batch + 1}"
-        raise TrainingDiverged(f"the weights became NaN or infinite at {where} (lr {lr:g})", state)
     errors = int(np.count_nonzero(run.model.predict(outputs) != labels))
     done = state.progress
     progress = EpochProgress(
@@ -182,6 +179,15 @@ def train_epoch(run: Run, state: TrainState) -> Iterator[TrainState]:
     for rows, x in prefetched(batch_inputs, numbered, ahead=run.config.distort and run.workers.threads > 1):
         state = train_batch(run, state, rows, x)
         yield state
+
+
+def check_weights(run: Run, state: TrainState, epoch_start: TrainState) -> None:
+    """A ``TrainingDiverged`` carrying ``epoch_start`` when the epoch left weights that are NaN or
+    infinite: saturated tanh units can keep the loss finite while the weights blow up (checked once
+    an epoch, as a check after every step would cost more than 1% of the step)."""
+    if not all_finite(state.params):
+        lr = run.config.lr_at(state.epoch)
+        raise TrainingDiverged(f"the weights became NaN or infinite during epoch {state.epoch + 1} (lr {lr:g})", epoch_start)
 
 
 def end_epoch(run: Run, state: TrainState) -> tuple[TrainState, EpochMetrics]:
@@ -238,8 +244,8 @@ def fit(
 
     Raises:
         TrainingInterrupted: on Ctrl-C, carrying the state after the last complete step.
-        TrainingDiverged: when a batch's loss or the weights after it are NaN or infinite,
-            carrying the state before that step.
+        TrainingDiverged: when a batch's loss is NaN or infinite, carrying the state before that
+            step, or when an epoch ends with weights that are, carrying the epoch's start.
         ValueError: SDLM asked of a model without curvature functions.
     """
     check_trainable(model, config)
@@ -247,12 +253,13 @@ def fit(
     line = ProgressLine(progress)
     try:
         while state.epoch < config.epochs:
-            state = start_epoch(run, state)
+            state = epoch_start = start_epoch(run, state)
             for state in train_epoch(run, state):
                 line.show(progress_text(run, state))
                 if on_batch_end is not None:
                     on_batch_end(state)
             line.clear()
+            check_weights(run, state, epoch_start)
             state, metrics = end_epoch(run, state)
             if on_epoch_end is not None:
                 on_epoch_end(state, metrics)

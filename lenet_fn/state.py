@@ -104,8 +104,8 @@ class TrainingInterrupted(Exception):
 
 
 class TrainingDiverged(Exception):
-    """The loss or the weights became NaN or infinite; ``state`` is the last state before the
-    diverging step (its weights are finite)."""
+    """The loss or the weights became NaN or infinite; ``state`` is a state before it whose weights
+    are finite (the one before the step whose loss was not, or the start of the epoch)."""
 
     def __init__(self, message: str, state: TrainState) -> None:
         super().__init__(message)

@@ -24,7 +24,7 @@ from lenet_fn.checkpoint import CheckpointError
 from lenet_fn.cli import exit_status, signal_name, signals_held
 from lenet_fn.config import BUILTIN_MODELS, CUSTOM_DEFAULTS, DEFAULTS, OPTIMIZERS, WARMUP_FRACTION, TrainConfig, defaults_for
 from lenet_fn.data import TRAIN_IMAGES, DatasetError, count_batches, load_or_download_mnist
-from lenet_fn.loop import check_trainable, fit
+from lenet_fn.loop import all_finite, check_trainable, fit
 from lenet_fn.models import get_model
 from lenet_fn.optim import SCHEDULES, SDLM_MU
 from lenet_fn.parallel import Workers, default_threads
@@ -310,6 +310,10 @@ def _at(state: TrainState) -> str:
 def _save_interrupted(files: RunFiles, stop: TrainingInterrupted, stderr: IO[str]) -> int:
     """Saves the stopped run's state (a one-line error when the disk will not take it); the exit status."""
     where = _at(stop.state)
+    if not all_finite(stop.state.params):
+        print(f"\nerror: stopped by {signal_name(stop.interrupt)} {where}, with weights that had become NaN or infinite: "
+              f"nothing saved. {_last_good(files)}", file=stderr)  # fmt: skip
+        return exit_status(stop.interrupt)
     try:
         path = files.interrupted(stop.state)
     except OSError as error:

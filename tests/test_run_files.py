@@ -22,7 +22,11 @@ import pytest
 
 from lenet_fn import loop, rundir, train
 from lenet_fn.checkpoint import load_checkpoint, load_model
-from lenet_fn.optim import SCHEDULES
+from lenet_fn.data import load_mnist, repository_dataset_dir
+from lenet_fn.models import get_model
+from lenet_fn.optim import SCHEDULES, momentum_step
+from lenet_fn.params import tree_flatten_with_paths, tree_unflatten_with_paths
+from lenet_fn.state import prepare_data
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 QUICK = ["--model", "mlp", "--limit", "300", "--batch-size", "50", "--threads", "1"]  # learns in 6 steps an epoch
@@ -219,7 +223,7 @@ def test_divergence_names_a_checkpoint_that_is_there_and_its_advice_can_be_follo
     last = re.escape(str(first / "last.npz"))
     assert re.fullmatch(
         r"note: --lr 1e\+30 replaces the run's 0.05 from here on \(recorded in its files\)\n"
-        r"error: the (loss became (nan|inf)|weights became NaN or infinite) at epoch 2, batch \d+ \(lr \de\+\d\d\); training stopped. "
+        r"error: the (loss became (nan|inf) at epoch 2, batch \d+|weights became NaN or infinite during epoch 2) \(lr \de\+\d\d\); training stopped. "
         rf"The last complete checkpoint is {last} \(end of epoch 1\); resume it with a smaller rate: --resume {last} --lr 1e\+29\n",
         err,
     )
@@ -248,3 +252,35 @@ def test_best_npz_keeps_the_first_of_equal_test_errors() -> None:
     history = tuple(train.EpochMetrics(epoch=e, loss=1.0, train_error=0.1, test_error=t, seconds=1.0, images_per_second=1.0,
                                        eval_seconds=1.0, lr=0.1) for e, t in [(1, 0.05), (2, 0.03), (3, 0.03)])  # fmt: skip
     assert rundir.best_epoch(history).epoch == 2
+
+
+def test_weights_that_blow_up_behind_a_finite_loss_are_caught_at_the_epochs_end(mnist_mlp_data: Any) -> None:
+    model, data = mnist_mlp_data
+    config = train.TrainConfig(model="mlp", epochs=2, batch_size=50, lr=0.05, limit=100, threads=1, warmup=0, schedule="constant")
+    state = train.initial_state(model, config)
+    blown = {"calls": 0}
+    real_momentum_step = momentum_step  # what loop.train_batch calls
+
+    def momentum_step_that_overflows(params: Any, *args: Any, **kwargs: Any) -> Any:
+        new_params, velocity = real_momentum_step(params, *args, **kwargs)
+        blown["calls"] += 1
+        if blown["calls"] == 3:  # in the second epoch: one weight infinite, the loss of later steps still finite
+            leaves = dict(tree_flatten_with_paths(new_params))
+            first = next(iter(leaves))
+            broken = leaves[first].copy()
+            broken.flat[0] = np.inf
+            new_params = tree_unflatten_with_paths(new_params, {**leaves, first: broken})
+        return new_params, velocity
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loop, "momentum_step", momentum_step_that_overflows)
+        with pytest.raises(train.TrainingDiverged, match=r"^the weights became NaN or infinite during epoch 2 \(lr 0.05\)$") as stop:
+            with np.errstate(all="ignore"):
+                train.fit(model, config, data, state)
+    assert stop.value.state.epoch == 1 and loop.all_finite(stop.value.state.params)
+
+
+@pytest.fixture(scope="module")
+def mnist_mlp_data() -> Any:
+    model = get_model("mlp")
+    return model, prepare_data(model, load_mnist(repository_dataset_dir()), limit=100)
