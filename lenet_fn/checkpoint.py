@@ -5,22 +5,28 @@ arrays under a namespace (``velocity/c1.w``, ``resume/order``); and ``metadata``
 holding the format, the library version, the model name and whatever the writer adds (config,
 epoch, metrics). Loading checks every key and shape against the model. No pickle is read; a
 checkpoint of a model of your own names its import path, and ``load_model`` imports that module.
+Loading reads the zip directory and every array's header before any array, so a file announcing
+more than it can hold, or more than a checkpoint holds, is refused before memory is spent on it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import struct
 import zipfile
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 
 from lenet_fn.atomic import write_atomically
+from lenet_fn.bounded_read import ArchiveError, NpyMember, check_directory, read_header, read_member
 from lenet_fn.models import get_model
 from lenet_fn.protocol import Model
 from lenet_fn.version import __version__
@@ -32,6 +38,23 @@ FORMAT = "lenet_fn.checkpoint"
 FORMAT_VERSION = 1
 METADATA_KEY = "metadata"
 NAMESPACE_SEPARATOR = "/"
+
+MAX_EXPANSION = 8
+"""A checkpoint's arrays take at most this many times its file's size: ``save_checkpoint`` stores
+them (1:1), and deflated float weights shrink little (the shipped weights 1.05:1; with a zero
+velocity and an epoch's order 2.4:1), so more is a bomb, not weights."""
+SMALL_CHECKPOINT_ALLOWANCE = 16 << 20
+"""Bytes of arrays any checkpoint may announce, whatever its size: a small deflated checkpoint of
+zeros (a fresh model's velocity deflates ~90:1) still loads."""
+METADATA_MAX_CHARACTERS = 1 << 22
+"""The longest metadata read, 4 Mi characters (16 MiB as NumPy stores text): a run writes its
+config, a generator state and ~200 characters per epoch, so this holds 20,000 epochs."""
+METADATA_MAX_DEPTH = 64
+"""The deepest nesting of the metadata's JSON: a run's nests 3 levels (history, entry, value)."""
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
+_AS_PARENTHESES = str.maketrans("[{]}", "(())")
 
 
 class CheckpointError(ValueError):
@@ -114,8 +137,110 @@ class Checkpoint:
         return tree
 
 
+def _not_a_checkpoint(start: bytes) -> str:
+    """What a file that is no zip archive is, from its first bytes."""
+    if not start:
+        return "an empty file"
+    if start.startswith(b"\x93NUMPY"):
+        return "a .npy array (np.save), not an archive of arrays"
+    if start[:1] == b"\x80" and start[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "a pickle, which lenet_fn never loads"
+    return f"a file starting with {start[:8]!r}"
+
+
+def _open_archive(path: Path, file: BinaryIO) -> zipfile.ZipFile:
+    """The zip archive of an open file, or a one-line error saying what the file is instead."""
+    start = file.read(8)
+    file.seek(0)
+    try:
+        return zipfile.ZipFile(file)
+    except (zipfile.BadZipFile, ValueError, EOFError, struct.error) as error:
+        if start[:2] != b"PK":
+            raise CheckpointError(f"{path}: not a lenet_fn .npz checkpoint: expected a .npz (zip) archive written by lenet_fn, got {_not_a_checkpoint(start)}") from None
+        raise CheckpointError(f"{path}: not a readable .npz checkpoint: a truncated or damaged zip archive ({error})") from None
+
+
+def _check_expansion(path: Path, members: list[zipfile.ZipInfo], file_size: int) -> None:
+    """Refuses arrays announcing more than ``MAX_EXPANSION`` times the file (or the allowance)."""
+    announced = sum(info.file_size for info in members)
+    allowed = max(MAX_EXPANSION * file_size, SMALL_CHECKPOINT_ALLOWANCE)
+    if announced > allowed:
+        raise CheckpointError(
+            f"{path}: its members announce {announced:,} bytes in a file of {file_size:,}, expected at most {allowed:,} "
+            f"(a checkpoint's arrays take at most {MAX_EXPANSION} times its size): not a lenet_fn checkpoint"
+        )
+
+
+def _nested_deeper_than(text: str, depth: int) -> bool:
+    """Whether JSON ``text`` nests arrays and objects deeper than ``depth``, found without recursion:
+    strings blanked and brackets written as ``(`` and ``)``, each pass removes the innermost pairs."""
+    brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub('""', text)).translate(_AS_PARENTHESES)
+    for _ in range(depth):
+        inner_removed = brackets.replace("()", "")
+        if len(inner_removed) == len(brackets):
+            return False
+        brackets = inner_removed
+    return "()" in brackets
+
+
+def _read_metadata(path: Path, archive: zipfile.ZipFile, member: NpyMember) -> dict[str, Any]:
+    """The metadata entry, its size and nesting checked before it is read and parsed."""
+    if member.dtype.kind != "U" or member.shape != ():
+        raise CheckpointError(f"{path}: the metadata entry: expected a JSON string (a 0-d unicode array), got {member.dtype} of shape {member.shape}")
+    characters = member.dtype.itemsize // 4
+    if characters > METADATA_MAX_CHARACTERS:
+        raise CheckpointError(f"{path}: the metadata entry holds {characters:,} characters, expected at most {METADATA_MAX_CHARACTERS:,}")
+    text = str(read_member(archive, member)[()])
+    if _nested_deeper_than(text, METADATA_MAX_DEPTH):
+        raise CheckpointError(f"{path}: the metadata entry nests deeper than {METADATA_MAX_DEPTH} levels, expected a few (config, history)")
+    try:
+        metadata = json.loads(text)
+    except ValueError as error:
+        raise CheckpointError(f"{path}: the metadata entry is not valid JSON ({error})") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT or "model" not in metadata:
+        raise CheckpointError(f"{path}: not a lenet_fn checkpoint (metadata format is {metadata.get('format') if isinstance(metadata, dict) else metadata!r})")
+    return metadata
+
+
+def _check_array(path: Path, member: NpyMember) -> None:
+    """A parameter or namespaced extra: numbers, named by a tree path or ``namespace/path``."""
+    namespace, separator, name = member.key.partition(NAMESPACE_SEPARATOR)
+    if not namespace or (separator and not name):
+        raise CheckpointError(f"{path}: member {member.info.filename!r}: expected a name of the form path.npy or namespace/path.npy")
+    if member.dtype.kind not in "biufc":
+        raise CheckpointError(f"{path}: {member.key}: expected an array of numbers, got dtype {member.dtype}")
+
+
+def _read_checkpoint(path: Path, archive: zipfile.ZipFile, file_size: int) -> Checkpoint:
+    """Inspects the directory and every header, reads the metadata, then the arrays."""
+    check_directory(archive.infolist(), file_size)
+    _check_expansion(path, archive.infolist(), file_size)
+    members = {member.key: member for member in map(partial(read_header, archive), archive.infolist())}
+    if METADATA_KEY not in members:
+        raise CheckpointError(f"{path}: not a lenet_fn checkpoint (no '{METADATA_KEY}' entry)")
+    metadata_member = members.pop(METADATA_KEY)
+    for member in members.values():
+        _check_array(path, member)
+    metadata = _read_metadata(path, archive, metadata_member)
+    arrays: dict[str, npt.NDArray[Any]] = {}
+    extra: dict[str, dict[str, npt.NDArray[Any]]] = {}
+    for key, member in members.items():
+        if NAMESPACE_SEPARATOR in key:
+            namespace, name = key.split(NAMESPACE_SEPARATOR, 1)
+            extra.setdefault(namespace, {})[name] = read_member(archive, member)
+        else:
+            arrays[key] = read_member(archive, member)
+    return Checkpoint(metadata=metadata, arrays=arrays, extra=extra)
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """Reads a checkpoint (no pickle); shapes are checked later, against a model, by ``Checkpoint.params``.
+
+    Nothing is read before it is known to fit: the zip directory first (only ``.npy`` members,
+    sizes the file can hold, arrays at most ``MAX_EXPANSION`` times the file), then each member's
+    header (plain numbers of exactly the member's size), then the metadata (at most
+    ``METADATA_MAX_CHARACTERS``, nested at most ``METADATA_MAX_DEPTH`` deep), and only then the
+    arrays, each into one array of its announced size.
 
     Args:
         path: an ``.npz`` file written by ``save_checkpoint``.
@@ -125,31 +250,16 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            contents = {key: archive[key] for key in archive.files}
+        with path.open("rb") as file, _open_archive(path, file) as archive:
+            return _read_checkpoint(path, archive, os.fstat(file.fileno()).st_size)
+    except ArchiveError as error:
+        raise CheckpointError(f"{path}: not a readable .npz checkpoint: {error}") from None
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise CheckpointError(f"{path}: is a directory, expected a .npz checkpoint file") from None
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
-        raise CheckpointError(f"{path}: not a readable .npz checkpoint ({error})") from None
-    if METADATA_KEY not in contents:
-        raise CheckpointError(f"{path}: not a lenet_fn checkpoint (no '{METADATA_KEY}' entry)")
-    try:
-        metadata = json.loads(str(contents.pop(METADATA_KEY)[()]))
-    except (json.JSONDecodeError, IndexError, TypeError) as error:
-        raise CheckpointError(f"{path}: the metadata entry is not valid JSON ({error})") from None
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT or "model" not in metadata:
-        raise CheckpointError(f"{path}: not a lenet_fn checkpoint (metadata format is {metadata.get('format') if isinstance(metadata, dict) else metadata!r})")
-    arrays: dict[str, npt.NDArray[Any]] = {}
-    extra: dict[str, dict[str, npt.NDArray[Any]]] = {}
-    for key, array in contents.items():
-        if NAMESPACE_SEPARATOR in key:
-            namespace, name = key.split(NAMESPACE_SEPARATOR, 1)
-            extra.setdefault(namespace, {})[name] = array
-        else:
-            arrays[key] = array
-    return Checkpoint(metadata=metadata, arrays=arrays, extra=extra)
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot read the file ({error.strerror or error})") from None
 
 
 def load_model(path: Path) -> tuple[Model[Any], Any, dict[str, Any]]:

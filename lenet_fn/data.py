@@ -1,14 +1,19 @@
 """MNIST: reading and verifying IDX files, downloading them, preprocessing and seeded mini-batches.
 
 Every problem with a file (missing, not gzip, truncated, wrong header, wrong checksum) raises a
-``DatasetError`` whose one-line message names the file and what is wrong.
+``DatasetError`` whose one-line message names the file and what is wrong. A file is never read
+beyond what its header announces, and a header is checked before its data is read, so reading a
+file takes the memory of its array, whatever the file holds.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import io
+import math
 import os
+import stat
 import sys
 import urllib.error
 import urllib.request
@@ -23,6 +28,7 @@ import numpy.typing as npt
 
 from lenet_fn.arrays import ByteArray, FloatArray, IntArray, check_float_dtype, check_int
 from lenet_fn.atomic import write_atomically
+from lenet_fn.bounded_read import DEFLATE_MAX_EXPANSION
 
 
 
@@ -80,26 +86,43 @@ MNIST_STD = 0.3081
 """Standard deviation of the MNIST training pixels, as a fraction of 255 (78.5675 / 255)."""
 
 _IDX_UNSIGNED_BYTE = 0x08
+_READ_CHUNK = 1 << 20
+"""Bytes read and hashed at a time: the file's data goes straight into its array, never held twice."""
 
 
 # --------------------------------------------------------------------------------------------
 # reading
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        with path.open("rb") as stream:
-            head = stream.read(2)
-        if head == b"\x1f\x8b":
-            with gzip.open(path, "rb") as compressed:
-                return compressed.read()
-        if path.suffix == ".gz":
-            raise DatasetError(f"{path}: not a gzip file (it does not start with the gzip magic bytes)")
-        return path.read_bytes()
-    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
-        raise DatasetError(f"{path}: corrupt or truncated gzip data ({error})") from None
-    except OSError as error:
-        raise DatasetError(f"{path}: cannot read the file ({error.strerror or error})") from None
+def _idx_dimensions(start: bytes, source: str) -> int:
+    """The number of dimensions announced by the first 4 bytes of an IDX file (its magic checked)."""
+    if len(start) < 4:
+        raise DatasetError(f"{source}: truncated: {len(start)} bytes, too short for an IDX header")
+    if start[0:2] != b"\x00\x00":
+        magic = int.from_bytes(start[:4], "big")
+        raise DatasetError(f"{source}: not an IDX file (magic number 0x{magic:08x}, expected 0x00000801 or 0x00000803)")
+    if start[2] != _IDX_UNSIGNED_BYTE:
+        raise DatasetError(f"{source}: IDX data type 0x{start[2]:02x}, expected 0x08 (unsigned byte)")
+    return start[3]
+
+
+def _idx_shape(head: bytes, source: str) -> tuple[int, ...]:
+    """The shape announced by the IDX header at the start of ``head``."""
+    ndim = _idx_dimensions(head[:4], source)
+    header_size = 4 + 4 * ndim
+    if len(head) < header_size:
+        raise DatasetError(f"{source}: truncated inside the IDX header ({len(head)} of {header_size} bytes)")
+    return tuple(int.from_bytes(head[4 + 4 * axis : 8 + 4 * axis], "big") for axis in range(ndim))
+
+
+def _wrong_length(source: str, shape: tuple[int, ...], held: int | None) -> DatasetError:
+    """The error for data of ``held`` bytes (``None``: more than announced) where ``shape`` is announced."""
+    announced = math.prod(shape)
+    what = "truncated" if held is not None and held < announced else "too long"
+    return DatasetError(
+        f"{source}: {what}: the header announces {'x'.join(map(str, shape))} = {announced} bytes of data, "
+        f"the file holds {'more' if held is None else held}"
+    )
 
 
 def parse_idx(content: bytes, source: str) -> ByteArray:
@@ -112,34 +135,74 @@ def parse_idx(content: bytes, source: str) -> ByteArray:
     Returns:
         A read-only uint8 array of the shape the header announces.
     """
-    if len(content) < 4:
-        raise DatasetError(f"{source}: truncated: {len(content)} bytes, too short for an IDX header")
-    if content[0:2] != b"\x00\x00":
-        magic = int.from_bytes(content[:4], "big")
-        raise DatasetError(f"{source}: not an IDX file (magic number 0x{magic:08x}, expected 0x00000801 or 0x00000803)")
-    if content[2] != _IDX_UNSIGNED_BYTE:
-        raise DatasetError(f"{source}: IDX data type 0x{content[2]:02x}, expected 0x08 (unsigned byte)")
-    ndim = content[3]
-    header_size = 4 + 4 * ndim
-    if len(content) < header_size:
-        raise DatasetError(f"{source}: truncated inside the IDX header ({len(content)} of {header_size} bytes)")
-    shape = tuple(int.from_bytes(content[4 + 4 * axis : 8 + 4 * axis], "big") for axis in range(ndim))
-    expected = int(np.prod(shape, dtype=np.int64))
-    payload = len(content) - header_size
-    if payload != expected:
-        what = "truncated" if payload < expected else "too long"
-        raise DatasetError(
-            f"{source}: {what}: the header announces {'x'.join(map(str, shape))} = {expected} bytes of data, "
-            f"the file holds {payload}"
-        )
+    shape = _idx_shape(content, source)
+    header_size = 4 + 4 * len(shape)
+    if len(content) - header_size != math.prod(shape):
+        raise _wrong_length(source, shape, len(content) - header_size)
     return np.frombuffer(content, dtype=np.uint8, offset=header_size).reshape(shape)
+
+
+def _check_announced(source: str, shape: tuple[int, ...], file_size: int, *, compressed: bool, expected: MnistFile | None) -> None:
+    """Refuses, before any data is read, a header ``expected`` does not announce, or one announcing
+    more data than the file can hold: a raw file's size is its header and data, a gzip file
+    inflates at most ``DEFLATE_MAX_EXPANSION`` times its size."""
+    if expected is not None and shape != expected.shape:
+        raise DatasetError(f"{source}: expected an array of shape {expected.shape} ({expected.name}), got {shape}")
+    header_size = 4 + 4 * len(shape)
+    if not compressed and file_size != header_size + math.prod(shape):
+        raise _wrong_length(source, shape, file_size - header_size)
+    if compressed and header_size + math.prod(shape) > DEFLATE_MAX_EXPANSION * file_size:
+        raise DatasetError(
+            f"{source}: the header announces {'x'.join(map(str, shape))} = {math.prod(shape)} bytes of data, more than "
+            f"a gzip file of {file_size} bytes can inflate to (deflate expands at most {DEFLATE_MAX_EXPANSION}:1)"
+        )
+
+
+def _read_payload(stream: io.BufferedIOBase, head: bytes, shape: tuple[int, ...], source: str) -> tuple[ByteArray, str]:
+    """Reads the data ``head`` announces into one array, then checks nothing follows; the array and
+    the SHA-256 of header and data, hashed as the data streams."""
+    digest = hashlib.sha256(head)
+    payload = np.empty(math.prod(shape), dtype=np.uint8)
+    buffer = payload.data
+    held = 0
+    while held < len(buffer):
+        count = stream.readinto(buffer[held : held + _READ_CHUNK])
+        if not count:
+            raise _wrong_length(source, shape, held)
+        digest.update(buffer[held : held + count])
+        held += count
+    if stream.read(1):
+        raise _wrong_length(source, shape, None)
+    payload.flags.writeable = False
+    return payload.reshape(shape), digest.hexdigest()
+
+
+def _read_idx_file(file: io.BufferedIOBase, source: str, *, suffix: str, expected: MnistFile | None) -> tuple[ByteArray, str]:
+    """The array of an open IDX file (gzip or raw) and the SHA-256 of its IDX bytes."""
+    status = os.fstat(file.fileno())
+    if not stat.S_ISREG(status.st_mode):
+        raise DatasetError(f"{source}: not a regular file (expected an IDX file, gzip-compressed or raw)")
+    compressed = file.read(2) == b"\x1f\x8b"
+    file.seek(0)
+    if not compressed and suffix == ".gz":
+        raise DatasetError(f"{source}: not a gzip file (it does not start with the gzip magic bytes)")
+    stream = gzip.GzipFile(fileobj=file, mode="rb") if compressed else file
+    start = stream.read(4)
+    head = start + stream.read(4 * _idx_dimensions(start, source))
+    shape = _idx_shape(head, source)
+    _check_announced(source, shape, status.st_size, compressed=compressed, expected=expected)
+    return _read_payload(stream, head, shape, source)
 
 
 def read_idx(path: str | os.PathLike[str], *, expected: MnistFile | None = None) -> ByteArray:
     """Reads an IDX file (gzip-compressed or raw) and, given ``expected``, verifies it.
 
-    Verification: the IDX magic and dimensions against ``expected.shape``, and the SHA-256 of the
-    decompressed bytes against ``expected.sha256``.
+    The header is read first, and the data only once the header is possible: of
+    ``expected.shape`` when given, announcing a raw file's exact size, or no more than the gzip
+    file can inflate to. The data is read into one array, hashed as it streams, and a gzip file
+    is refused as soon as it holds a byte more; so memory stays the size of the announced array
+    whatever the file holds. Verification: the IDX magic and dimensions against
+    ``expected.shape``, and the SHA-256 of the decompressed bytes against ``expected.sha256``.
 
     Args:
         path: the file.
@@ -149,14 +212,14 @@ def read_idx(path: str | os.PathLike[str], *, expected: MnistFile | None = None)
         A read-only uint8 array, e.g. (60000, 28, 28) images or (60000,) labels.
     """
     path = Path(path)
-    content = _read_bytes(path)
-    array = parse_idx(content, str(path))
-    if expected is None:
-        return array
-    if array.shape != expected.shape:
-        raise DatasetError(f"{path}: expected an array of shape {expected.shape} ({expected.name}), got {array.shape}")
-    digest = hashlib.sha256(content).hexdigest()
-    if digest != expected.sha256:
+    try:
+        with path.open("rb") as file:
+            array, digest = _read_idx_file(file, str(path), suffix=path.suffix, expected=expected)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise DatasetError(f"{path}: corrupt or truncated gzip data ({error})") from None
+    except OSError as error:
+        raise DatasetError(f"{path}: cannot read the file ({error.strerror or error})") from None
+    if expected is not None and digest != expected.sha256:
         raise DatasetError(f"{path}: SHA-256 of the data is {digest}, expected {expected.sha256}: the file is corrupt")
     return array
 
