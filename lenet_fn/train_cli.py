@@ -332,8 +332,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] = sys.stdout, std
     try:
         config, state, run_dir, model, data = _start(args, stderr)
         files = RunFiles(run_dir, config, plots=matplotlib_available(), resumed_from=args.resume, state=state)
-        in_place = args.resume is not None and run_dir.resolve() == args.resume.parent.resolve()
-        notes = files.reconcile(state) if in_place else []  # put right after a kill -9
+        fresh_or_in_place = args.resume is None or run_dir.resolve() == args.resume.parent.resolve()
+        notes = files.reconcile(state) if fresh_or_in_place else []  # put right after a kill -9
     except (UsageError, DatasetError, CheckpointError) as error:
         print(f"error: {error}", file=stderr)
         return 2
