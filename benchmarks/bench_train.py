@@ -277,7 +277,7 @@ def torch_plain_lenet5_images_per_second(
     inputs, targets = torch.from_numpy(x), torch.from_numpy(labels.astype(np.int64))
 
     def step() -> None:
-        loss = nn.functional.cross_entropy(network(inputs), targets)
+        loss: Any = nn.functional.cross_entropy(network(inputs), targets)  # Any: typed with torch, not without
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()

@@ -1,14 +1,12 @@
 """Process-level settings that make CPU training fast: BLAS threads and the reuse of freed memory.
 
-NumPy does not expose either, so both are reached through ``ctypes``, best effort:
-
-- ``set_blas_threads``: the thread count of the OpenBLAS that NumPy loaded (its wheels bundle
-  one). Data-parallel training runs one BLAS thread per worker; nested BLAS threads would fight
-  over the cores.
+- ``set_blas_threads``: the thread count of every BLAS that NumPy loaded (OpenBLAS in its wheels,
+  MKL, BLIS, ...), through threadpoolctl. Data-parallel training runs one BLAS thread per worker;
+  nested BLAS threads would fight over the cores.
 - ``reuse_freed_memory``: asks glibc to keep freed memory for reuse instead of returning large
-  blocks to the system. NumPy allocates every intermediate afresh; by default glibc serves blocks
-  above a threshold with ``mmap``, and every such allocation page-faults its memory in again
-  (the docs' speed page has what it saves).
+  blocks to the system (through ``ctypes``: nothing else reaches it). NumPy allocates every
+  intermediate afresh; by default glibc serves blocks above a threshold with ``mmap``, and every
+  such allocation page-faults its memory in again (the docs' speed page has what it saves).
 
 Neither is applied on import: the training and benchmark commands call them, and scripts may.
 """
@@ -18,67 +16,34 @@ from __future__ import annotations
 import ctypes
 import functools
 import sys
-from collections.abc import Callable
-from pathlib import Path
+from typing import Any
 
-import attrs
-import numpy as np
+from threadpoolctl import ThreadpoolController
 
-_OPENBLAS_SYMBOLS = (
-    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
-    ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
-    ("openblas_set_num_threads", "openblas_get_num_threads"),
-)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's ceiling for M_MMAP_THRESHOLD on 64-bit systems
 _TRIM_THRESHOLD = 1024 * 1024 * 1024
 
 
-@attrs.frozen
-class BlasLibrary:
-    """A loaded BLAS whose thread count can be read and set."""
-
-    path: str
-    set_threads: Callable[[int], None]
-    get_threads: Callable[[], int]
-
-
-def _candidate_libraries() -> list[str]:
-    """Shared libraries that may be NumPy's BLAS: from /proc/self/maps on Linux, else NumPy's bundle."""
-    maps = Path("/proc/self/maps")
-    if maps.exists():
-        paths = {line.split()[-1] for line in maps.read_text().splitlines() if "/" in line}
-        return sorted(path for path in paths if "blas" in Path(path).name.lower())
-    bundle = Path(np.__file__).resolve().parent
-    candidates = [*bundle.parent.glob("numpy.libs/*blas*"), *bundle.glob(".dylibs/*blas*")]
-    return sorted(str(path) for path in candidates)
-
-
 @functools.cache
-def find_blas() -> BlasLibrary | None:
-    """NumPy's OpenBLAS, or ``None`` when none can be found (MKL, Accelerate, another platform)."""
-    for path in _candidate_libraries():
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for set_name, get_name in _OPENBLAS_SYMBOLS:
-            if hasattr(library, set_name) and hasattr(library, get_name):
-                setter, getter = getattr(library, set_name), getattr(library, get_name)
-                setter.argtypes, setter.restype = [ctypes.c_int], None
-                getter.argtypes, getter.restype = [], ctypes.c_int
-                return BlasLibrary(path=path, set_threads=setter, get_threads=getter)
-    return None
+def blas_libraries() -> tuple[Any, ...]:
+    """threadpoolctl's controllers of the BLAS libraries loaded when first asked (NumPy's among them)."""
+    return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
+
+
+def blas_threads() -> int | None:
+    """The BLAS thread count (of the first BLAS loaded), or ``None`` when no BLAS can be controlled."""
+    libraries = blas_libraries()
+    return int(libraries[0].get_num_threads()) if libraries else None
 
 
 def set_blas_threads(threads: int) -> int | None:
-    """Sets the BLAS thread count; returns the previous one (``None``: not controllable, nothing done)."""
-    library = find_blas()
-    if library is None:
-        return None
-    previous = int(library.get_threads())
-    library.set_threads(threads)
+    """Sets the thread count of every loaded BLAS; returns the previous one (``None``: no BLAS
+    can be controlled, nothing done)."""
+    previous = blas_threads()
+    for library in blas_libraries():
+        library.set_num_threads(threads)
     return previous
 
 

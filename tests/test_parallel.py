@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lenet_fn.parallel import MIN_ROWS_PER_PART, Workers, prefetched
-from lenet_fn.runtime import find_blas
+from lenet_fn.runtime import blas_threads, set_blas_threads
 
 
 def test_a_batch_is_split_only_into_parts_worth_a_thread() -> None:
@@ -76,13 +76,12 @@ def test_closing_prefetched_early_stops_its_thread() -> None:
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_workers_keep_blas_to_one_thread_each_and_restore_it(threads: int) -> None:
-    blas = find_blas()
-    assert blas is not None  # numpy's wheels bundle OpenBLAS
-    before = blas.get_threads()
-    blas.set_threads(2)
+    before = blas_threads()
+    assert before is not None  # numpy's wheels bundle OpenBLAS
+    set_blas_threads(2)
     try:
         with Workers(threads):
-            assert blas.get_threads() == 1  # --threads 1 means one core, not one worker plus BLAS threads
-        assert blas.get_threads() == 2
+            assert blas_threads() == 1  # --threads 1 means one core, not one worker plus BLAS threads
+        assert blas_threads() == 2
     finally:
-        blas.set_threads(before)
+        set_blas_threads(before)
