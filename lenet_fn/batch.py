@@ -101,16 +101,17 @@ def estimate_curvature(
 
 
 def predict_outputs(
-    model: Model[P], params: P, x: FloatArray, *, batch_size: int = 256, workers: Workers = SEQUENTIAL
+    model: Model[P], params: P, x: FloatArray, *, batch_size: int = 128, workers: Workers = SEQUENTIAL
 ) -> FloatArray:
-    """The model's outputs on many inputs, ``batch_size`` at a time, split across the workers.
+    """The model's outputs on many inputs, ``batch_size`` at a time, the batches shared out among
+    the workers (``Model.outputs``: the model's cache-free ``infer`` when it has one).
 
     Args:
         model: the model.
         params: its parameters.
         x: prepared inputs, shape (N, ...).
-        batch_size: inputs per round of the workers (small enough to stay in the cache; see the
-            docs' speed page).
+        batch_size: inputs per call of the model (small enough for its intermediates to stay in
+            the cache; see the docs' speed page).
         workers: the threads to use.
 
     Returns:
@@ -120,7 +121,5 @@ def predict_outputs(
     if not isinstance(x, np.ndarray) or x.ndim < 1 or x.shape[0] < 1:
         got = f"shape {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
         raise ValueError(f"x: expected a batch of at least one prepared input, shape (N, ...) with N >= 1, got {got}")
-    step = max(1, -(-batch_size // workers.threads))
-    chunks = [slice(start, min(start + step, x.shape[0])) for start in range(0, x.shape[0], step)]
-    outputs = workers.map(lambda rows: model.forward(params, x[rows])[0], chunks)
-    return np.concatenate(outputs)
+    chunks = [slice(start, min(start + batch_size, x.shape[0])) for start in range(0, x.shape[0], batch_size)]
+    return np.concatenate(workers.map(lambda rows: model.outputs(params, x[rows]), chunks))

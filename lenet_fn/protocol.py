@@ -43,6 +43,8 @@ class Model(Generic[P]):
             ``None`` if the model has none.
         loss_curvature: for SDLM, ``loss_curvature(loss_cache)`` -> the loss Hessian's diagonal in
             the outputs; ``None`` if the model has none.
+        infer: ``infer(params, x)`` -> the outputs of ``forward`` (to round-off) without a cache,
+            for evaluation and prediction; ``None``: they use ``forward``.
     """
 
     init: Callable[..., P]
@@ -56,6 +58,11 @@ class Model(Generic[P]):
     summary: str = ""
     curvature: Callable[[FloatArray, FloatArray, Any], P] | None = None
     loss_curvature: Callable[[Any], FloatArray] | None = None
+    infer: Callable[[P, FloatArray], FloatArray] | None = None
+
+    def outputs(self, params: P, x: FloatArray) -> FloatArray:
+        """The outputs on ``x`` (N, ...), shape (N, classes): ``infer`` when the model has one."""
+        return self.infer(params, x) if self.infer is not None else self.forward(params, x)[0]
 
     @property
     def has_curvature(self) -> bool:
