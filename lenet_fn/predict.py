@@ -60,8 +60,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] = sys.stdout, std
     for path in args.images:
         try:
             digit = mnist_style(read_image(path), source=str(path))
-        except ImageError as error:
-            print(f"error: {error}", file=stderr)
+        except (ImageError, MemoryError) as error:
+            print(f"error: {error}" if isinstance(error, ImageError) else f"error: {path}: not enough memory to read it", file=stderr)
             failures += 1
             continue
         outputs = model.forward(params, model.prepare(digit[None], dtype))[0]
