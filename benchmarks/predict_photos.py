@@ -5,8 +5,8 @@
 Writes ``--per-digit`` pictures of each digit 0-9 for every kind of ``tests/photo_digits.py`` and
 the first ``--mnist`` MNIST test digits (28 x 28, as stored) as PNG files in a temporary folder,
 classifies them all with the shipped LeNet-5 through ``predict.main``, and prints per kind how many
-were right, how many were refused (an error line: no digit found, or unsure) and the seconds taken.
-A refused picture counts as not right.
+were right, how many were refused (an error line: no digit found), how many were classified with a
+warning that LeNet-5 is unsure, and the seconds taken. A refused picture counts as not right.
 """
 
 from __future__ import annotations
@@ -41,15 +41,16 @@ def _written(folder: Path, name: str, pictures: Sequence[tuple[Pixels, int]]) ->
     return written
 
 
-def score(files: Sequence[tuple[Path, int]]) -> tuple[int, int, float]:
-    """Runs predict on the files: (right, refused, seconds)."""
+def score(files: Sequence[tuple[Path, int]]) -> tuple[int, int, int, float]:
+    """Runs predict on the files: (right, refused, unsure, seconds)."""
     out, err = io.StringIO(), io.StringIO()
     start = time.perf_counter()
     predict.main([str(path) for path, _ in files], stdout=out, stderr=err)
     seconds = time.perf_counter() - start
     predicted = {line.split(": ", 1)[0]: int(line.split(": ", 1)[1].split()[0]) for line in out.getvalue().splitlines()}
     right = sum(predicted.get(str(path)) == label for path, label in files)
-    return right, len(err.getvalue().splitlines()), seconds
+    notes = err.getvalue().splitlines()
+    return right, sum(line.startswith("error:") for line in notes), sum(line.startswith("warning:") for line in notes), seconds
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -61,14 +62,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     dataset = load_mnist(repository_dataset_dir())
-    print(f"{'kind':<16} {'right':>11} {'refused':>8} {'seconds':>8}")
+    print(f"{'kind':<16} {'right':>11} {'refused':>8} {'unsure':>7} {'seconds':>8}")
     with tempfile.TemporaryDirectory() as folder:
         sets = {kind: _written(Path(folder), kind, digit_set(rng, kind, args.per_digit)) for kind in KINDS}
         mnist = list(zip(dataset.test_images[: args.mnist], (int(label) for label in dataset.test_labels[: args.mnist])))
         sets["mnist_png"] = _written(Path(folder), "mnist", mnist)
         for kind, files in sets.items():
-            right, refused, seconds = score(files)
-            print(f"{kind:<16} {right:>5} / {len(files):<4} {refused:>8} {seconds:>8.2f}")
+            right, refused, unsure, seconds = score(files)
+            print(f"{kind:<16} {right:>5} / {len(files):<4} {refused:>8} {unsure:>7} {seconds:>8.2f}")
 
 
 if __name__ == "__main__":

@@ -219,6 +219,12 @@ def photo_digit(rng: np.random.Generator, digit: int, kind: str) -> Pixels:
     return np.round(drawn * 255).astype(np.uint8)
 
 
+def paper_photo(rng: np.random.Generator, kind: str) -> Pixels:
+    """A photo of the paper alone, as ``kind`` (a photo-like one) renders it: no digit. RGB uint8 (H, W, 3)."""
+    side = int(rng.integers(100, 321))
+    return _photographed(rng, np.zeros((side, side)), LOOKS[kind], rng.uniform(0.4, 0.7) * side)
+
+
 def digit_set(rng: np.random.Generator, kind: str, per_digit: int = 1) -> list[tuple[Pixels, int]]:
     """``per_digit`` pictures of each digit 0-9 of one kind, as (pixels, label) pairs in digit order."""
     return [(photo_digit(rng, digit, kind), digit) for _ in range(per_digit) for digit in range(10)]
