@@ -19,6 +19,7 @@ from typing import IO, Any
 import numpy as np
 
 from lenet_fn.checkpoint import CheckpointError, load_model
+from lenet_fn.cli import run_command
 from lenet_fn.images import ImageError, mnist_style, read_image
 from lenet_fn.models import LENET5
 from lenet_fn.params import tree_leaves
@@ -89,4 +90,4 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] = sys.stdout, std
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command(main)
