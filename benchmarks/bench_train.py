@@ -11,7 +11,11 @@ Reports, in one run:
 - the speed-up of the fast conv2d, pools and subsampling over their plain-loop references, per op
   and for a whole LeNet-5 step with the loop references swapped in (the seed's "ExeSpeedTest");
 - with --torch (and PyTorch installed): the same LeNet-5 in PyTorch (same threads, batch, dtype)
-  and the ratio of the two.
+  and the ratio of the two; evaluation against PyTorch's plain LeNet-5 on 1 and on 2 threads; a
+  script composing the public functions (``composed_step.py``, a fresh process, one thread)
+  against PyTorch's same LeNet-5 on one thread;
+- the default run's epoch broken into its phases (``epoch_phases.py``), and the GFLOP/s of the
+  step against what BLAS reaches on large matrices on the same threads.
 
 This is a measurement, not a test: run it on a quiet machine.
 """
@@ -20,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -41,6 +47,8 @@ from lenet_fn.protocol import Model
 from lenet_fn.network import sequential
 from lenet_fn.runtime import reuse_freed_memory
 from lenet_fn.train import DEFAULTS, forward_backward, predict_outputs
+
+from epoch_phases import epoch_phases, sgemm_peak, step_flops
 
 
 def best_of(run: Callable[[], object], *, repeats: int, number: int) -> float:
@@ -296,6 +304,50 @@ def torch_plain_lenet5_images_per_second(
 # --------------------------------------------------------------------------------------------
 
 
+def print_phases(dataset: Any, batch: int, step_speed: float, threads: int) -> None:
+    """The default run's epoch by phase, and the step's GFLOP/s against BLAS on large matrices."""
+    phases, fitted = epoch_phases(dataset)
+    print(f"\nthe default run's epoch (batch 32, distortions, {default_threads()} thread(s)), s per 60,000 images, each phase alone")
+    for phase, seconds in phases.items():
+        print(f"  {phase:<18} {seconds:6.2f}")
+    print(f"  {'sum':<18} {sum(phases.values()):6.2f}   as fit runs it (warps on the other thread): {fitted:.2f}")
+    achieved = step_flops(batch) * step_speed / batch / 1e9
+    peak = sgemm_peak(threads)
+    print(f"\nLeNet-5 step at batch {batch}: {achieved:.1f} GFLOP/s of the {peak:.0f} that float32 BLAS reaches on "
+          f"2048x2048 matrices on {threads} thread(s) ({100 * achieved / peak:.0f}%)")
+
+
+def print_torch(x5: Any, labels: Any, test_x: Any, args: argparse.Namespace, ours: dict[str, float], ours_eval: dict[str, float]) -> None:
+    """PyTorch side by side: the training step, evaluation on 1 and 2 threads, a composed script."""
+    try:
+        torch_speed = torch_lenet5_images_per_second(x5, labels, args.threads, args.steps)
+        plain_speed, _ = torch_plain_lenet5_images_per_second(x5, labels, test_x, args.threads, args.steps)
+    except ImportError:
+        print("\n--torch: PyTorch is not installed (python -m pip install torch)")
+        return
+    import torch
+
+    print(f"\nPyTorch {torch.__version__}, {args.threads} thread(s), batch {args.batch_size}, float32")
+    print(f"  the same LeNet-5 (squash, subsampling, C3 table, RBF, MAP): {torch_speed:7.0f} images/s"
+          f"   lenet_fn / PyTorch = {ours['lenet5'] / torch_speed:.2f}")
+    print(f"  plain LeNet-5 (tanh, average pooling, cross-entropy):      {plain_speed:7.0f} images/s"
+          f"   lenet_fn lenet5 / this = {ours['lenet5'] / plain_speed:.2f}")
+    params = LENET5.init(np.random.default_rng(0))
+    for threads in (1, 2):
+        with Workers(threads) as workers:
+            mine = 10000 / best_of(lambda: predict_outputs(LENET5, params, test_x, workers=workers), repeats=3, number=1)
+        _, theirs = torch_plain_lenet5_images_per_second(x5, labels, test_x, threads, 1)
+        print(f"  evaluation, {threads} thread(s): lenet_fn {mine:7.0f}, PyTorch plain LeNet-5 {theirs:7.0f} images/s   ratio {mine / theirs:.2f}")
+    script = str(Path(__file__).resolve().parent / "composed_step.py")
+    flags = ["--batch-size", str(args.batch_size), "--steps", str(args.steps)]
+    composed = [float(subprocess.run([sys.executable, script, *flags, *extra], check=True, capture_output=True, text=True).stdout)
+                for extra in ([], ["--reuse-freed-memory"])]  # fmt: skip
+    torch_one = torch_lenet5_images_per_second(x5, labels, 1, args.steps)
+    print(f"  a script composing the public functions, 1 thread: {composed[0]:.0f} images/s ({composed[1]:.0f} after "
+          f"runtime.reuse_freed_memory()), PyTorch's same LeNet-5 on 1 thread {torch_one:.0f}   ratios "
+          f"{composed[0] / torch_one:.2f}, {composed[1] / torch_one:.2f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-size", type=int, default=256)
@@ -351,24 +403,9 @@ def main() -> int:
     print(f"  whole LeNet-5 step: {ours['lenet5']:.0f} images/s fast, {loops:.0f} images/s with the loop references "
           f"({ours['lenet5'] / loops:.0f}x; {60000 / loops:.0f} s per epoch)")
 
+    print_phases(dataset, args.batch_size, ours["lenet5"], args.threads)
     if args.torch:
-        try:
-            torch_speed = torch_lenet5_images_per_second(x5, labels, args.threads, args.steps)
-            plain_speed, plain_eval_speed = torch_plain_lenet5_images_per_second(
-                x5, labels, test_inputs["lenet5"], args.threads, args.steps
-            )
-        except ImportError:
-            print("\n--torch: PyTorch is not installed (python -m pip install torch)")
-        else:
-            import torch
-
-            print(f"\nPyTorch {torch.__version__}, {args.threads} thread(s), batch {args.batch_size}, float32")
-            print(f"  the same LeNet-5 (squash, subsampling, C3 table, RBF, MAP): {torch_speed:7.0f} images/s"
-                  f"   lenet_fn / PyTorch = {ours['lenet5'] / torch_speed:.2f}")
-            print(f"  plain LeNet-5 (tanh, average pooling, cross-entropy):      {plain_speed:7.0f} images/s"
-                  f"   lenet_fn lenet5 / this = {ours['lenet5'] / plain_speed:.2f}")
-            print(f"  plain LeNet-5, evaluation (10,000 test images):           {plain_eval_speed:7.0f} images/s"
-                  f"   lenet_fn lenet5 / this = {ours_eval['lenet5'] / plain_eval_speed:.2f}")
+        print_torch(x5, labels, test_inputs["lenet5"], args, ours, ours_eval)
     return 0
 
 

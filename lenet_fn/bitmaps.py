@@ -7,6 +7,9 @@ a digit are its 12 rows read left to right, top to bottom.
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -178,10 +181,13 @@ def rbf_centers(dtype: npt.DTypeLike = np.float32) -> FloatArray:
     Returns:
         Array of shape (10, 84) with values +-1; row ``d`` is digit ``d``.
     """
-    dtype = check_float_dtype("dtype", dtype)
-    centers = np.array(
-        [[1.0 if pixel == "#" else -1.0 for pixel in bitmap] for bitmap in _BITMAPS], dtype=dtype
-    )
+    return _centers(check_float_dtype("dtype", dtype))
+
+
+@functools.cache
+def _centers(dtype: np.dtype[Any]) -> FloatArray:
+    """The prototypes, built once per dtype (read-only, so one array serves every caller)."""
+    centers = np.array([[1.0 if pixel == "#" else -1.0 for pixel in bitmap] for bitmap in _BITMAPS], dtype=dtype)
     centers.flags.writeable = False
     return centers
 

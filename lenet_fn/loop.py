@@ -26,7 +26,7 @@ from lenet_fn.protocol import Model
 from lenet_fn.state import EpochMetrics, EpochProgress, PreparedData, TrainingDiverged, TrainingInterrupted, TrainState
 
 
-def _distorted(x: FloatArray, config: TrainConfig, seed: tuple[int, int, int], background: float) -> FloatArray:
+def distorted_batch(x: FloatArray, config: TrainConfig, seed: tuple[int, int, int], background: float) -> FloatArray:
     """The batch ``x`` warped by ``augment.distort``, its warps drawn from a generator seeded by
     ``seed`` = (run seed, epoch, batch): a resumed run draws the same warps, whatever the threads."""
     images = x.reshape(x.shape[0], 1, 28, 28) if x.ndim == 2 else x  # the MLP's flat inputs
@@ -172,7 +172,7 @@ def train_epoch(run: Run, state: TrainState) -> Iterator[TrainState]:
     def batch_inputs(numbered: tuple[int, IntArray]) -> tuple[IntArray, FloatArray]:
         index, rows = numbered
         x = run.data.train_x[rows]
-        return rows, (_distorted(x, run.config, (run.config.seed, epoch, index), background) if run.config.distort else x)
+        return rows, (distorted_batch(x, run.config, (run.config.seed, epoch, index), background) if run.config.distort else x)
 
     start = state.progress.batch
     numbered = enumerate(minibatches(order, run.config.batch_size, start=start), start)
