@@ -1,7 +1,7 @@
 """``python -m lenet_fn.predict IMAGE [IMAGE ...]``: classify your own digit images.
 
 Each image is read (PNG/JPEG with Pillow; PGM/PBM and .npy without), prepared like MNIST's digits
-(``lenet_fn.images.mnist_style``), and classified by the shipped LeNet-5 or by ``--checkpoint``.
+(``lenet_fn.digits.mnist_style``), and classified by the shipped LeNet-5 or by ``--checkpoint``.
 An image that cannot be read or holds no digit gets one line on stderr; the others are still
 classified. LeNet-5 also warns on stderr when it is unsure, its nearest class farther than
 ``UNSURE_DISTANCE``. Exit status: 0 when every image was classified, 1 when some were not, 2 for a
@@ -20,7 +20,8 @@ import numpy as np
 
 from lenet_fn.checkpoint import CheckpointError, load_model
 from lenet_fn.cli import run_command
-from lenet_fn.images import ImageError, mnist_style, read_image
+from lenet_fn.digits import mnist_style
+from lenet_fn.images import ImageError, read_image
 from lenet_fn.models import LENET5
 from lenet_fn.params import tree_leaves
 from lenet_fn.protocol import Model, predict_largest, predict_smallest

@@ -26,7 +26,8 @@ from lenet_fn.checkpoint import CheckpointError, load_model
 from lenet_fn.cli import run_command
 from lenet_fn.data import DatasetError, load_or_download_mnist
 from lenet_fn.evaluate import evaluate
-from lenet_fn.images import ImageError, mnist_style, read_image
+from lenet_fn.digits import mnist_style
+from lenet_fn.images import ImageError, read_image
 from lenet_fn.models import LENET5, lenet5_forward
 from lenet_fn.parallel import Workers, default_threads
 from lenet_fn.rundir import METRICS, read_metrics

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lenet_fn import images, predict
+from lenet_fn import digits, predict
 from lenet_fn.data import load_mnist, repository_dataset_dir
-from lenet_fn.images import mnist_style
+from lenet_fn.digits import mnist_style
 from lenet_fn.models import LENET5
 from lenet_fn.shipped import pretrained
 from tests import photo_digits
@@ -134,7 +134,7 @@ def test_otsu_threshold_maximises_the_variance_between_the_classes() -> None:
     """Against every cut tried directly: the classes' weights and means from the values themselves."""
     rng = np.random.default_rng(0)
     values = np.clip(np.concatenate([rng.normal(0.1, 0.03, 9000), rng.normal(0.8, 0.05, 1000)]), 0, None)
-    threshold = images._otsu_threshold(values)
+    threshold = digits._otsu_threshold(values)
 
     def between(cut: float) -> float:
         above = values > cut
@@ -149,7 +149,7 @@ def test_otsu_threshold_maximises_the_variance_between_the_classes() -> None:
 def test_the_background_surface_follows_uneven_light_under_ink(mnist: Any) -> None:
     rows, columns = np.meshgrid(np.linspace(-1, 1, 300), np.linspace(-1, 1, 400), indexing="ij")
     light = 0.8 - 0.2 * columns + 0.1 * rows - 0.15 * rows**2
-    surface, sigma = images._background_surface(_seven_on_paper(mnist, light / 0.85))
+    surface, sigma = digits._background_surface(_seven_on_paper(mnist, light / 0.85))
     np.testing.assert_allclose(surface, light, atol=0.01)
     assert sigma < 0.01
 

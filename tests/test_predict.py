@@ -17,7 +17,8 @@ import pytest
 
 from lenet_fn import predict
 from lenet_fn.data import load_mnist, repository_dataset_dir
-from lenet_fn.images import ImageError, mnist_style, read_image
+from lenet_fn.digits import mnist_style
+from lenet_fn.images import ImageError, read_image
 
 
 @pytest.fixture(scope="module")
