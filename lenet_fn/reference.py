@@ -222,3 +222,24 @@ def squash_backward_reference(d_out: FloatArray, x: FloatArray) -> FloatArray:
     for index, value in np.ndenumerate(x):
         d_x[index] = float(d_out[index]) * SQUASH_AMPLITUDE * SQUASH_SLOPE * (1.0 - math.tanh(SQUASH_SLOPE * float(value)) ** 2)
     return d_x.astype(x.dtype)
+
+
+def bilinear_sample_reference(images: FloatArray, positions: npt.NDArray[np.float64], *, fill: float) -> FloatArray:
+    """``augment.bilinear_sample`` one value at a time: images (N, C, H, W) read at (row, column)
+    positions (N, P, 2), each the four surrounding pixels weighted by nearness, ``fill`` outside;
+    shape (N, C, P)."""
+    n, c, h, w = images.shape
+    out = np.empty((n, c, positions.shape[1]), dtype=images.dtype)
+
+    def pixel(image: int, channel: int, row: int, column: int) -> float:
+        return float(images[image, channel, row, column]) if 0 <= row < h and 0 <= column < w else fill
+
+    for image in range(n):
+        for point, (row, column) in enumerate(positions[image]):
+            top, left = int(np.floor(row)), int(np.floor(column))
+            down, right = row - top, column - left
+            for channel in range(c):
+                upper = pixel(image, channel, top, left) * (1 - right) + pixel(image, channel, top, left + 1) * right
+                lower = pixel(image, channel, top + 1, left) * (1 - right) + pixel(image, channel, top + 1, left + 1) * right
+                out[image, channel, point] = upper * (1 - down) + lower * down
+    return out

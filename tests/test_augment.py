@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lenet_fn.augment import DistortionRanges, affine_warp, distort, random_affine
+from lenet_fn import reference
+from lenet_fn.augment import DistortionRanges, affine_warp, bilinear_sample, distort, random_affine
 
 
 def _identity(count: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -64,3 +65,15 @@ def test_bad_ranges_and_shapes_are_refused() -> None:
         DistortionRanges(scale=1.5)
     with pytest.raises(ValueError, match=re.escape("matrices, offsets: expected shapes (2, 2, 2) and (2, 2), got (1, 2, 2) and (2, 2)")):
         affine_warp(np.zeros((2, 1, 4, 4)), np.zeros((1, 2, 2)), np.zeros((2, 2)), fill=0.0)
+
+
+def test_bilinear_sampling_is_the_loop_reference_inside_on_the_border_and_far_outside(rng: np.random.Generator) -> None:
+    images = rng.standard_normal((3, 2, 7, 9))
+    positions = np.concatenate([
+        rng.uniform(-0.99, [6.99, 8.99], size=(3, 40, 2)),  # inside and within a pixel of the edge
+        rng.uniform(-30, 40, size=(3, 40, 2)),  # far outside too
+        np.array([[[-1.0, -1.0], [6.0, 8.0], [0.0, 8.5], [7.0, 0.0]]] * 3),  # corners and edges exactly
+    ], axis=1)  # fmt: skip
+    np.testing.assert_allclose(
+        bilinear_sample(images, positions, fill=0.25), reference.bilinear_sample_reference(images, positions, fill=0.25), rtol=1e-12, atol=1e-12
+    )
