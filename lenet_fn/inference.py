@@ -1,17 +1,13 @@
 """LeNet-5's forward pass for evaluation and prediction: the numbers of ``models.lenet5_forward``
 (to round-off), without the caches a backward needs, in the layout each next layer reads best.
 
-Activations stay channel-last, (N, H, W, C), so every convolution is one matrix product of a
-strided view of its input with a weight matrix built once per call:
-
-- **C1** (one input channel) treats a row of ``BLOCK`` outputs at a time: a 5 x (``BLOCK`` + 4)
-  patch of the image times a banded (Toeplitz) matrix that holds the six kernels at each of the
-  ``BLOCK`` offsets. The product does ``(BLOCK + 4) / BLOCK`` times the useful multiplications, but
-  its matrices are wide enough for BLAS (im2col's is 6 x 25, which BLAS runs far below its speed),
-  and the patches take 5 (``BLOCK`` + 4) / ``BLOCK`` floats per output pixel instead of 25.
-- **C3**, **C5** read their windows as (N, Ho, Wo, kh, kw, C) views whose last axes are whole
-  rows of the channel-last input, so im2col copies runs of ``kw * C`` floats.
-- **S2**, **S4** add the four strided taps of each window, channel-last.
+Activations stay channel-last, (N, H, W, C), and every convolution is one matrix product whose
+left factor holds, per row, a patch of kh rows and ``block`` + kw - 1 columns of the input (rows of
+a strided view, whole pixels adjacent in memory, copied once) and whose right factor is a banded
+(Toeplitz) matrix holding the kernels at each of the ``block`` offsets. The product does
+(``block`` + kw - 1) / ``block`` times the useful multiplications, but its matrices are wide enough
+for BLAS to run near its speed: im2col's are 6 x 25 for C1 and 16 x 150 for C3, which BLAS runs
+far below it. Subsampling adds the four strided taps of each window.
 """
 
 from __future__ import annotations
@@ -24,9 +20,10 @@ from lenet_fn.bitmaps import rbf_centers
 from lenet_fn.ops import SQUASH_AMPLITUDE, SQUASH_SLOPE
 from lenet_fn.params import LeNet5Params, PartialConv2dParams
 
-BLOCK = 7
-"""Output columns of C1 computed by one row of its banded product (28 = 4 x 7): measured fastest
-of 2, 4, 7, 14 and 28 (the docs' speed page)."""
+C1_BLOCK = 7
+"""Output columns of C1 per row of its banded product (28 = 4 x 7)."""
+C3_BLOCK = 5
+"""Output columns of C3 per row of its banded product (10 = 2 x 5)."""
 
 
 def squash(x: FloatArray) -> FloatArray:
@@ -41,49 +38,28 @@ def squash(x: FloatArray) -> FloatArray:
     return out
 
 
-def banded_kernels(w: FloatArray, block: int = BLOCK) -> FloatArray:
-    """The (kh * (block + kw - 1), block * F) matrix that maps a patch of kh rows and block + kw - 1
-    columns of a one-channel image to ``block`` adjacent outputs of each of the F kernels ``w``
-    (F, 1, kh, kw): entry [(i, q + j), (q, f)] is ``w[f, 0, i, j]``."""
-    f, _, kh, kw = w.shape
-    bands = np.zeros((kh, block + kw - 1, block, f), dtype=w.dtype)
+def banded_kernels(w: FloatArray, block: int) -> FloatArray:
+    """The (kh * (block + kw - 1) * C, block * F) matrix that maps a patch of kh rows and
+    block + kw - 1 columns of a channel-last input to ``block`` adjacent outputs of each of the F
+    kernels ``w`` (F, C, kh, kw): entry [(i, q + j, c), (q, f)] is ``w[f, c, i, j]``."""
+    f, c, kh, kw = w.shape
+    bands = np.zeros((kh, block + kw - 1, c, block, f), dtype=w.dtype)
+    kernels = w.transpose(2, 3, 1, 0)  # (kh, kw, C, F)
     for q in range(block):
-        bands[:, q : q + kw, q, :] = w[:, 0].transpose(1, 2, 0)
-    return bands.reshape(kh * (block + kw - 1), block * f)
+        bands[:, q : q + kw, :, q, :] = kernels
+    return bands.reshape(kh * (block + kw - 1) * c, block * f)
 
 
-def conv_one_channel(x: FloatArray, w: FloatArray, b: FloatArray, block: int = BLOCK) -> FloatArray:
-    """A valid convolution of one-channel images by the banded product (``banded_kernels``).
-
-    Args:
-        x: images, shape (N, H, W).
-        w: kernels, shape (F, 1, kh, kw).
-        b: biases, shape (F,).
-        block: output columns per product row; must divide W - kw + 1.
-
-    Returns:
-        The output, channel-last, shape (N, H - kh + 1, W - kw + 1, F).
-    """
-    n, h, width = x.shape
-    f, _, kh, kw = w.shape
-    ho, wo = h - kh + 1, width - kw + 1
-    if wo % block:
-        raise ValueError(f"block: expected a divisor of the output width {wo}, got {block}")
-    s_n, s_h, s_w = x.strides
-    patches = as_strided(x, shape=(n, ho, wo // block, kh, block + kw - 1), strides=(s_n, s_h, block * s_w, s_h, s_w), writeable=False)
-    out = patches.reshape(n * ho * (wo // block), kh * (block + kw - 1)) @ banded_kernels(w, block)
-    out = out.reshape(n, ho, wo, f)
-    out += b
-    return out
-
-
-def conv_channels_last(x: FloatArray, w: FloatArray, b: FloatArray) -> FloatArray:
-    """A valid convolution of channel-last inputs, as one product of their windows and the kernels.
+def conv_channels_last(x: FloatArray, w: FloatArray, b: FloatArray, block: int = 1) -> FloatArray:
+    """A valid convolution of channel-last inputs as one matrix product: each row of the left
+    factor a patch of kh rows and ``block`` + kw - 1 columns (a strided view's rows, copied once),
+    the right factor ``banded_kernels`` (``block`` 1: im2col's own product).
 
     Args:
         x: inputs, shape (N, H, W, C), C-contiguous.
         w: kernels, shape (F, C, kh, kw).
         b: biases, shape (F,).
+        block: output columns per product row; must divide W - kw + 1.
 
     Returns:
         The output, channel-last, shape (N, H - kh + 1, W - kw + 1, F).
@@ -91,9 +67,13 @@ def conv_channels_last(x: FloatArray, w: FloatArray, b: FloatArray) -> FloatArra
     n, h, width, c = x.shape
     f, _, kh, kw = w.shape
     ho, wo = h - kh + 1, width - kw + 1
-    s_n, s_h, s_w, s_c = x.strides
-    windows = as_strided(x, shape=(n, ho, wo, kh, kw, c), strides=(s_n, s_h, s_w, s_h, s_w, s_c), writeable=False)
-    out = windows.reshape(n * ho * wo, kh * kw * c) @ w.transpose(2, 3, 1, 0).reshape(kh * kw * c, f)
+    if wo % block:
+        raise ValueError(f"block: expected a divisor of the output width {wo}, got {block}")
+    x = np.ascontiguousarray(x)  # (a view of a size-1 axis may carry any stride: only the itemsize is sure)
+    s_n, s_h, s_w = x.strides[:3]
+    span = (block + kw - 1) * c  # a patch row: whole pixels of C channels, adjacent in memory
+    patches = as_strided(x, shape=(n, ho, wo // block, kh, span), strides=(s_n, s_h, block * s_w, s_h, x.itemsize), writeable=False)
+    out = patches.reshape(n * ho * (wo // block), kh * span) @ banded_kernels(w, block)
     out = out.reshape(n, ho, wo, f)
     out += b
     return out
@@ -131,10 +111,10 @@ def lenet5_infer(params: LeNet5Params, x: FloatArray, table: np.ndarray[tuple[in
     """
     x = check_float_array("x", x, layout="(N, 1, 32, 32)")
     check_shape("x", x, (x.shape[0], 1, 32, 32), "(prepared 32x32 images)")
-    images = np.ascontiguousarray(x[:, 0])
-    a = squash(conv_one_channel(images, params.c1.w, params.c1.b))
+    images = np.ascontiguousarray(x[:, 0, :, :, None])  # (N, 32, 32, 1)
+    a = squash(conv_channels_last(images, params.c1.w, params.c1.b, block=C1_BLOCK))
     a = squash(subsample_channels_last(a, params.s2.coeff, params.s2.bias))
-    a = squash(conv_channels_last(a, dense_kernels(params.c3, table), params.c3.b))
+    a = squash(conv_channels_last(a, dense_kernels(params.c3, table), params.c3.b, block=C3_BLOCK))
     a = squash(subsample_channels_last(a, params.s4.coeff, params.s4.bias))
     a = squash(conv_channels_last(a, params.c5.w, params.c5.b).reshape(x.shape[0], -1))
     a = squash(a @ params.f6.w.T + params.f6.b)

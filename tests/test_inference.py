@@ -22,20 +22,21 @@ def _close(fast: npt.NDArray[Any], loops: npt.NDArray[Any]) -> None:
     np.testing.assert_allclose(fast, loops, rtol=1e-12, atol=1e-12 * float(np.abs(loops).max()))
 
 
-@pytest.mark.parametrize("block", [1, 2, 4, 7, 14, 28])
-def test_the_banded_one_channel_convolution_is_the_loop_convolution(rng: np.random.Generator, block: int) -> None:
-    x = rng.standard_normal((3, 32, 32))
-    w, b = rng.standard_normal((6, 1, 5, 5)), rng.standard_normal(6)
-    fast = inference.conv_one_channel(x, w, b, block=block)
-    _close(fast.transpose(0, 3, 1, 2), reference.conv2d_reference(x[:, None], w, b))
-
-
-@pytest.mark.parametrize(("size", "channels", "kernel"), [(14, 6, 5), (5, 16, 5), (7, 3, 2)])
-def test_the_channel_last_convolution_is_the_loop_convolution(rng: np.random.Generator, size: int, channels: int, kernel: int) -> None:
+@pytest.mark.parametrize(("size", "channels", "kernel", "block"),
+                         [(32, 1, 5, 1), (32, 1, 5, 4), (32, 1, 5, 7), (32, 1, 5, 28), (14, 6, 5, 1), (14, 6, 5, 5),
+                          (14, 6, 5, 10), (5, 16, 5, 1), (7, 3, 2, 3)])  # fmt: skip
+def test_the_banded_channel_last_convolution_is_the_loop_convolution(
+    rng: np.random.Generator, size: int, channels: int, kernel: int, block: int
+) -> None:
     x = rng.standard_normal((2, channels, size, size))
     w, b = rng.standard_normal((4, channels, kernel, kernel)), rng.standard_normal(4)
-    fast = inference.conv_channels_last(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), w, b)
+    fast = inference.conv_channels_last(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), w, b, block=block)
     _close(fast.transpose(0, 3, 1, 2), reference.conv2d_reference(x, w, b))
+
+
+def test_a_block_that_does_not_divide_the_output_is_refused(rng: np.random.Generator) -> None:
+    with pytest.raises(ValueError, match=r"^block: expected a divisor of the output width 10, got 3$"):
+        inference.conv_channels_last(np.zeros((1, 14, 14, 6)), np.zeros((16, 6, 5, 5)), np.zeros(16), block=3)
 
 
 @pytest.mark.parametrize("size", [28, 10, 9])
