@@ -13,6 +13,7 @@ import attrs
 
 from lenet_fn.arrays import integer_at_least, integer_in_range, number_in_range, one_of, optional_integer_at_least, positive_number
 from lenet_fn.augment import MAX_SHEAR, MAX_TRANSLATE, DistortionRanges
+from lenet_fn.data import TRAIN_IMAGES
 from lenet_fn.models import MODELS
 from lenet_fn.optim import SCHEDULES, SDLM_MU
 from lenet_fn.protocol import is_import_path
@@ -24,6 +25,8 @@ MAX_REPEAT = 1000
 takes 480 MB (the paper's enlarged set is ``repeat=10``)."""
 WARMUP_FRACTION = 0.1
 """A run given no ``--warmup`` warms up over at most this fraction of its steps."""
+MAX_HOLDOUT = TRAIN_IMAGES.shape[0] - 1
+"""The most training images a run may hold out (one is left to train on)."""
 
 
 @attrs.frozen
@@ -98,7 +101,11 @@ class TrainConfig:
         momentum: heavy-ball momentum.
         weight_decay: L2 coefficient.
         seed: seeds the initial weights and the order of every epoch.
-        limit: train on the first ``limit`` training images only (None: all 60,000).
+        limit: train on the first ``limit`` training images only (None: all 60,000, or all those
+            before the held-out ones).
+        holdout: measure on the last ``holdout`` training images instead of the test set, and
+            train on the ones before them, so that settings can be chosen without the test set
+            (10,000: train on 50,000); None: train on the training set, measure on the test set.
         threads: worker threads; each batch is split into this many parts (this changes the
             rounding of the sums, so it is part of what a run computes).
         dtype: ``float32`` or ``float64``.
@@ -126,6 +133,7 @@ class TrainConfig:
     shear: float = attrs.field(default=DistortionRanges().shear, validator=number_in_range("shear", 0.0, MAX_SHEAR))
     seed: int = attrs.field(default=0, validator=integer_at_least("seed", 0))
     limit: int | None = attrs.field(default=None, validator=optional_integer_at_least("limit", 1))
+    holdout: int | None = attrs.field(default=None, validator=attrs.validators.optional(integer_in_range("holdout", 1, MAX_HOLDOUT)))
     threads: int = attrs.field(default=1, validator=integer_at_least("threads", 1))
     dtype: str = attrs.field(default="float32", validator=one_of("dtype", ["float32", "float64"]))
 

@@ -25,7 +25,7 @@ class EpochMetrics:
         epoch: 1-based.
         loss: the mean training loss over the epoch's batches.
         train_error: the error on the training batches as they were seen during the epoch.
-        test_error: the error on the test set after the epoch.
+        test_error: the error on the test set (or the held-out training images) after the epoch.
         seconds: training time of the epoch (without the test evaluation).
         images_per_second: training images per second.
         eval_seconds: time of the test evaluation.
@@ -114,7 +114,8 @@ class TrainingDiverged(Exception):
 
 @attrs.frozen(eq=False)
 class PreparedData:
-    """Model inputs and labels for training and testing."""
+    """Model inputs and labels for training and testing (``test_x`` and ``test_y`` hold the
+    held-out training images of a run with ``holdout``)."""
 
     train_x: FloatArray
     train_y: IntArray
@@ -122,13 +123,25 @@ class PreparedData:
     test_y: IntArray
 
 
-def prepare_data(model: Model[Any], dataset: Mnist, *, limit: int | None = None, dtype: npt.DTypeLike = np.float32) -> PreparedData:
-    """The dataset in the model's input format (and only the first ``limit`` training images)."""
+def prepare_data(
+    model: Model[Any], dataset: Mnist, *, limit: int | None = None, holdout: int | None = None, dtype: npt.DTypeLike = np.float32
+) -> PreparedData:
+    """The dataset in the model's input format: the first ``limit`` training images only, and
+    with ``holdout`` the last ``holdout`` training images in place of the test set (the images
+    trained on are then the first ``limit`` of the ones before them)."""
     dtype = check_float_dtype("dtype", dtype)
-    train_images, train_labels = subset(dataset.train_images, dataset.train_labels, limit)
+    train_images, train_labels = dataset.train_images, dataset.train_labels
+    test_images, test_labels = dataset.test_images, dataset.test_labels
+    if holdout is not None:
+        count = train_images.shape[0]
+        if isinstance(holdout, bool) or not isinstance(holdout, int) or not 1 <= holdout < count:
+            raise ValueError(f"holdout: expected an integer in [1, {count - 1}] (training images to hold out), got {holdout!r}")
+        test_images, test_labels = train_images[count - holdout :], train_labels[count - holdout :]
+        train_images, train_labels = train_images[: count - holdout], train_labels[: count - holdout]
+    train_images, train_labels = subset(train_images, train_labels, limit)
     return PreparedData(
         train_x=model.prepare(train_images, dtype),
         train_y=train_labels.astype(np.intp),
-        test_x=model.prepare(dataset.test_images, dtype),
-        test_y=dataset.test_labels.astype(np.intp),
+        test_x=model.prepare(test_images, dtype),
+        test_y=test_labels.astype(np.intp),
     )

@@ -23,7 +23,7 @@ from lenet_fn.augment import DistortionRanges
 from lenet_fn.checkpoint import CheckpointError
 from lenet_fn.cli import exit_status, signal_name, signals_held
 from lenet_fn.config import BUILTIN_MODELS, CUSTOM_DEFAULTS, DEFAULTS, OPTIMIZERS, WARMUP_FRACTION, TrainConfig, defaults_for
-from lenet_fn.data import TRAIN_IMAGES, DatasetError, count_batches, load_or_download_mnist
+from lenet_fn.data import TRAIN_IMAGES, DatasetError, Mnist, count_batches, load_or_download_mnist
 from lenet_fn.loop import all_finite, check_trainable, fit
 from lenet_fn.models import get_model
 from lenet_fn.optim import SCHEDULES, SDLM_MU
@@ -55,10 +55,16 @@ def _parser() -> argparse.ArgumentParser:
         "LeCun et al. 1998's steps (x1 for 2 epochs, x0.4 for 3, x0.2 for 3, x0.1 for 4, then x0.02); "
         "'cosine' = half a cosine from x1 to x0 over the run; 'constant' = x1.",
     )
+    add_train_flags(parser)
+    return parser
+
+
+def add_train_flags(parser: argparse.ArgumentParser) -> None:
+    """Adds every flag of ``python -m lenet_fn.train`` to ``parser`` (``python -m lenet_fn.sweep``
+    reads the settings of each of its runs with them)."""
     _add_run_flags(parser)
     _add_optimizer_flags(parser)
     _add_distortion_flags(parser)
-    return parser
 
 
 def _add_run_flags(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +83,8 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", type=Path, metavar="CKPT", help="continue a run from its last.npz (its settings are kept; "
                         "--epochs may extend it)")
     parser.add_argument("--limit", type=int, metavar="N", help="train on the first N training images only (quick tries)")
+    parser.add_argument("--holdout", type=int, metavar="N", help="measure on the last N training images instead of the test set, "
+                        "and train on the ones before them: to choose settings without the test set (10000: train on 50,000)")
     parser.add_argument("--threads", type=int, metavar="N", help=f"worker threads, each batch split into N parts (default: the cores, {default_threads()} here)")
     parser.add_argument("--dtype", choices=["float32", "float64"], help="floating-point type (default: float32)")
 
@@ -113,7 +121,7 @@ def _add_distortion_flags(parser: argparse.ArgumentParser) -> None:
 
 
 _CONFIG_FLAGS = (
-    "model", "repeat", "batch_size", "lr", "schedule", "warmup", "momentum", "weight_decay", "seed", "limit", "threads", "dtype",
+    "model", "repeat", "batch_size", "lr", "schedule", "warmup", "momentum", "weight_decay", "seed", "limit", "holdout", "threads", "dtype",
     "optimizer", "sdlm_mu", "sdlm_samples", "sdlm_every", "distort", "translate", "scale", "squeeze", "shear",
 )  # fmt: skip
 
@@ -123,7 +131,9 @@ RESUME_CHANGES = ("lr", "warmup")
 """What a resumed run may change: the cures for a diverging run (noted, and kept in its files)."""
 
 
-def _config_from_flags(args: argparse.Namespace) -> TrainConfig:
+def config_from_flags(args: argparse.Namespace) -> TrainConfig:
+    """The settings of a new run from the train command's parsed flags (``add_train_flags``): each
+    flag not given takes its model's default, the threads the cores; a ``UsageError`` for bad ones."""
     model = "lenet5" if args.model is None else args.model
     optimizer = args.optimizer or "momentum"
     defaults = defaults_for(model, optimizer)
@@ -155,9 +165,13 @@ def _config_from_flags(args: argparse.Namespace) -> TrainConfig:
     return config
 
 
+_config_from_flags = config_from_flags  # the name tests/test_cli_edges.py uses
+
+
 def _run_steps(config: TrainConfig) -> int:
-    """The steps of a run on MNIST's training images (or the first ``limit``)."""
-    count = min(config.limit or TRAIN_IMAGES.shape[0], TRAIN_IMAGES.shape[0])
+    """The steps of a run on MNIST's training images (or the first ``limit``, before any held out)."""
+    available = TRAIN_IMAGES.shape[0] - (config.holdout or 0)
+    count = min(config.limit or available, available)
     return config.epochs * count_batches(count * config.repeat, config.batch_size)
 
 
@@ -184,38 +198,56 @@ def _resumed_config(args: argparse.Namespace, config: TrainConfig, state: TrainS
         raise UsageError(f"--{str(error).replace('_', '-')}") from None
 
 
-def _format_epoch(metrics: EpochMetrics, epochs: int) -> str:
+def evaluated_on(config: TrainConfig) -> str:
+    """What a run's ``test_error`` measures: ``test`` or ``held-out`` (with ``holdout``)."""
+    return "test" if config.holdout is None else "held-out"
+
+
+def format_epoch(metrics: EpochMetrics, epochs: int, *, evaluated: str = "test") -> str:
+    """An epoch's line: loss, training and test (or ``evaluated``) error, seconds and images/s."""
     return (
         f"epoch {metrics.epoch:>3}/{epochs}  loss {metrics.loss:.4f}  train error {100 * metrics.train_error:5.2f}%  "
-        f"test error {100 * metrics.test_error:5.2f}%  {metrics.seconds:6.1f} s  {metrics.images_per_second:7.0f} images/s"
+        f"{evaluated} error {100 * metrics.test_error:5.2f}%  {metrics.seconds:6.1f} s  {metrics.images_per_second:7.0f} images/s"
     )
 
 
 def _start(args: argparse.Namespace, stderr: IO[str]) -> tuple[TrainConfig, TrainState, Path, Model[Any], PreparedData]:
     """The run's settings, its state (fresh or resumed), directory, model and data; ``UsageError``,
     ``DatasetError``, ``CheckpointError`` or ``OSError`` for bad input."""
+    resumed: TrainState | None = None
     if args.resume is not None:
-        config, state = rundir.load_state(args.resume)
-        config = _resumed_config(args, config, state, stderr)
+        config, resumed = rundir.load_state(args.resume)
+        config = _resumed_config(args, config, resumed, stderr)
     else:
-        config = _config_from_flags(args)
+        config = config_from_flags(args)
     run_dir = _run_dir(args, config)
+    model = model_of(config)
+    dataset = load_or_download_mnist(args.dataset, progress=stderr)
+    state, data = state_and_data(model, config, dataset, resumed)
+    if args.resume is not None:
+        rundir.check_resumable(args.resume, config, state, data.train_y.shape[0])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return config, state, run_dir, model, data
+
+
+def model_of(config: TrainConfig) -> Model[Any]:
+    """The run's model, checked to train with the run's optimiser; a ``UsageError`` naming the flag."""
     try:
         model = get_model(config.model)
         check_trainable(model, config)
     except ValueError as error:
         raise UsageError(f"--{error}") from None
-    dataset = load_or_download_mnist(args.dataset, progress=stderr)
+    return model
+
+
+def state_and_data(model: Model[Any], config: TrainConfig, dataset: Mnist, state: TrainState | None) -> tuple[TrainState, PreparedData]:
+    """The state a run starts from (``state``, or a fresh one when None) and the data it trains and
+    is measured on; a ``UsageError`` naming the model when a model of your own fails to make them."""
     try:  # a model of your own may raise anything: one line, naming it
-        if args.resume is None:
-            state = initial_state(model, config)
-        data = prepare_data(model, dataset, limit=config.limit, dtype=config.dtype)
+        start = initial_state(model, config) if state is None else state
+        return start, prepare_data(model, dataset, limit=config.limit, holdout=config.holdout, dtype=config.dtype)
     except Exception as error:
         raise UsageError(f"--model {config.model}: its init or prepare failed ({type(error).__name__}: {error})") from None
-    if args.resume is not None:
-        rundir.check_resumable(args.resume, config, state, data.train_y.shape[0])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return config, state, run_dir, model, data
 
 
 def _run_dir(args: argparse.Namespace, config: TrainConfig) -> Path:
@@ -249,7 +281,7 @@ def _describe(config: TrainConfig, state: TrainState, data: PreparedData, resume
     return (
         f"{config.model}: {tree_size(state.params):,} trainable parameters; {data.train_y.shape[0]:,} training"
         + (f" (each {config.repeat} times per epoch)" if config.repeat > 1 else "")
-        + f" and {data.test_y.shape[0]:,} test images; {optimizer} ({config.schedule}, warm-up {config.warmup} steps), "
+        + f" and {data.test_y.shape[0]:,} {'test' if config.holdout is None else 'held-out training'} images; {optimizer} ({config.schedule}, warm-up {config.warmup} steps), "
         f"momentum {config.momentum:g}, weight decay {config.weight_decay:g}, {config.threads} thread(s), seed {config.seed}"
         + (f", distortions {attrs.asdict(config.distortion_ranges)}" if config.distort else "")
         + (f"; resuming at epoch {state.epoch + 1}, batch {state.progress.batch + 1}" if resumed else "")
@@ -262,15 +294,17 @@ def _epoch_printer(files: RunFiles, epochs: int, stdout: IO[str]) -> Callable[[T
     def on_epoch_end(new_state: TrainState, metrics: EpochMetrics) -> None:
         with signals_held():  # a Ctrl-C waits until the files are written and the line printed
             files.end_of_epoch(new_state)
-            print(_format_epoch(metrics, epochs), file=stdout)
+            print(format_epoch(metrics, epochs, evaluated=evaluated_on(files.config)), file=stdout)
             stdout.flush()
 
     return on_epoch_end
 
 
-def _train(model: Model[Any], config: TrainConfig, data: PreparedData, state: TrainState, files: RunFiles,
-           stdout: IO[str], stderr: IO[str]) -> TrainState | int:
-    """Runs ``fit``; returns the final state, or the exit status of a run that stopped early."""
+def train_run(model: Model[Any], config: TrainConfig, data: PreparedData, state: TrainState, files: RunFiles,
+              stdout: IO[str], stderr: IO[str]) -> TrainState | int:
+    """Runs ``fit``, an epoch's line on ``stdout`` after its files; returns the final state, or the
+    exit status of a run that stopped early (1 diverged or could not write, 130 Ctrl-C, 143
+    SIGTERM: saved), having said why on ``stderr`` in one line."""
     try:
         # a diverging run is reported below in one line; numpy's overflow warnings would only add noise
         with Workers(config.threads) as workers, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -348,11 +382,11 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] = sys.stdout, std
     print(_describe(config, state, data, args.resume is not None), file=stdout)
     print(f"run directory: {run_dir}", file=stdout)
     stdout.flush()
-    final = _train(model, config, data, state, files, stdout, stderr)
+    final = train_run(model, config, data, state, files, stdout, stderr)
     if isinstance(final, int):
         return final
     best = best_epoch(final.history)
-    print(f"best test error {100 * best.test_error:.2f}% after epoch {best.epoch}; files in {run_dir}", file=stdout)
+    print(f"best {evaluated_on(config)} error {100 * best.test_error:.2f}% after epoch {best.epoch}; files in {run_dir}", file=stdout)
     if not matplotlib_available():
         print(f"no {rundir.PLOT}: {PLOT_HINT}", file=stdout)
     return 0
