@@ -39,8 +39,6 @@ from lenet_fn.train_cli import UsageError, add_train_flags, config_from_flags, m
 
 SWEEP_THREADS = 1
 """The thread count of a sweep's runs unless ``--threads`` is given: one run per core."""
-SWEEP_FLAGS = ("seeds", "out", "dataset")
-"""Settings of the whole sweep (``--seeds``, ``--out``, ``--dataset``), not of one run."""
 _REFUSED = {
     "seed": "a sweep takes its seeds as --seeds (e.g. --seeds 0-2)",
     "resume": "a sweep resumes its runs by itself: run the same sweep again",
