@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +24,24 @@ from lenet_fn.state import prepare_data
 from lenet_fn.sweep_grid import parse_seeds, plan_sweep
 from lenet_fn.sweep_task import run_name
 from lenet_fn.train_cli import UsageError
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+DOCUMENTED = [REPOSITORY / "README.md", REPOSITORY / "docs" / "sweeps.md", REPOSITORY / "docs" / "experiments" / "results.md"]
+
+
+def _documented_sweeps() -> list[tuple[str, list[str]]]:
+    """(where, argv) of every ``python -m lenet_fn.sweep`` line in the bash blocks of the pages that show one."""
+    found = []
+    for page in DOCUMENTED:
+        for block in re.findall(r"```bash\n(.*?)```", page.read_text(encoding="utf-8"), re.S):
+            for line in block.splitlines():
+                command = line.split("#")[0].strip()
+                if command.startswith("python -m lenet_fn.sweep"):
+                    found.append((f"{page.name}: {command}", shlex.split(command)[3:]))
+    return found
+
+
+DOCUMENTED_SWEEPS = _documented_sweeps()
 
 
 def test_every_combination_of_the_axes_is_a_setting_trained_once_per_seed() -> None:
@@ -172,3 +192,21 @@ def test_importing_the_sweep_does_not_import_dask() -> None:
     script = "import sys, lenet_fn, lenet_fn.sweep, lenet_fn.sweep_dask\nprint(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout == "[]\n"
+
+
+def test_the_pages_show_sweep_commands() -> None:
+    assert {where.split(":")[0] for where, _ in DOCUMENTED_SWEEPS} == {page.name for page in DOCUMENTED} and len(DOCUMENTED_SWEEPS) >= 8
+
+
+@pytest.mark.parametrize(("where", "argv"), DOCUMENTED_SWEEPS, ids=[where for where, _ in DOCUMENTED_SWEEPS])
+def test_every_documented_sweep_command_is_a_sweep(where: str, argv: list[str], tmp_path: Path) -> None:
+    """Each command plans its runs (as --dry-run; the runs themselves are measurements), its
+    settings file being the page's TOML example."""
+    if "--out" in argv:
+        del argv[argv.index("--out") : argv.index("--out") + 2]
+    if "--file" in argv:
+        page = next(page for page in DOCUMENTED if page.name == where.split(":")[0])
+        (tmp_path / "sweep.toml").write_text(re.findall(r"```toml\n(.*?)```", page.read_text(encoding="utf-8"), re.S)[0])
+        argv[argv.index("--file") + 1] = str(tmp_path / "sweep.toml")
+    status, out, err = _main([*argv, "--dry-run"], tmp_path)
+    assert status == 0 and err == "" and out.count("  new  python -m lenet_fn.train ") == len(out.splitlines()) >= 2, f"{where}\n{err}"
