@@ -138,7 +138,7 @@ def _sample(images: FloatArray, rows: npt.NDArray[np.float64], columns: npt.NDAr
     column_offsets = [_clipped(left_columns + step, -1, w) + 1 for step in (0, 1)]
 
     def corner(row: int, column: int) -> FloatArray:
-        picked: FloatArray = flat[starts + (row_starts[row] + column_offsets[column])[:, None, :]]
+        picked: FloatArray = np.take(flat, starts + (row_starts[row] + column_offsets[column])[:, None, :])
         return picked
 
     upper = corner(0, 0) * (1 - right) + corner(0, 1) * right

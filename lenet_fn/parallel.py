@@ -87,7 +87,8 @@ class Workers:
         Each job runs in a copy of the caller's context, so settings such as ``numpy.errstate``
         apply in the worker threads too.
         """
-        if self._pool is None:
+        items = list(items)
+        if self._pool is None or len(items) == 1:  # one job runs here: a hand-off would only add a wait
             return [job(item) for item in items]
         context = contextvars.copy_context()
         return list(self._pool.map(lambda item: context.copy().run(job, item), items))
