@@ -172,15 +172,13 @@ def _check_expansion(path: Path, members: list[zipfile.ZipInfo], file_size: int)
 
 
 def _nested_deeper_than(text: str, depth: int) -> bool:
-    """Whether JSON ``text`` nests arrays and objects deeper than ``depth``, found without recursion:
-    strings blanked and brackets written as ``(`` and ``)``, each pass removes the innermost pairs."""
+    """Whether JSON ``text`` opens arrays and objects deeper than ``depth`` at any point, found
+    without recursion (and whether or not they are ever closed): strings blanked, then the running
+    count of opening minus closing brackets."""
     brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub('""', text)).translate(_AS_PARENTHESES)
-    for _ in range(depth):
-        inner_removed = brackets.replace("()", "")
-        if len(inner_removed) == len(brackets):
-            return False
-        brackets = inner_removed
-    return "()" in brackets
+    steps = np.frombuffer(brackets.encode("ascii"), dtype=np.uint8)
+    running = np.cumsum(np.where(steps == ord("("), 1, -1))
+    return bool(running.size) and int(running.max()) > depth
 
 
 def _read_metadata(path: Path, archive: zipfile.ZipFile, member: NpyMember) -> dict[str, Any]:
@@ -195,8 +193,8 @@ def _read_metadata(path: Path, archive: zipfile.ZipFile, member: NpyMember) -> d
         raise CheckpointError(f"{path}: the metadata entry nests deeper than {METADATA_MAX_DEPTH} levels, expected a few (config, history)")
     try:
         metadata = json.loads(text)
-    except ValueError as error:
-        raise CheckpointError(f"{path}: the metadata entry is not valid JSON ({error})") from None
+    except (ValueError, RecursionError) as error:
+        raise CheckpointError(f"{path}: the metadata entry is not valid JSON ({type(error).__name__}: {error})") from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT or "model" not in metadata:
         raise CheckpointError(f"{path}: not a lenet_fn checkpoint (metadata format is {metadata.get('format') if isinstance(metadata, dict) else metadata!r})")
     return metadata

@@ -240,7 +240,7 @@ def _digit_ink(image: GrayImage, source: str) -> GrayImage:
     Only ink within a few pixels of the strokes is kept; the background's noise (3 standard deviations)
     is taken off, and the ink divided by the strokes' typical value (their 75th percentile).
     """
-    factor = -(-max(image.shape) // _WORKING_SIDE)
+    factor = min(-(-max(image.shape) // _WORKING_SIDE), min(image.shape))  # the short side keeps a pixel
     work = _block_mean(image, factor) if factor > 1 else image
     spread = float(work.max() - work.min())
     if spread < 0.1:

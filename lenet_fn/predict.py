@@ -81,6 +81,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] = sys.stdout, std
             print(f"error: {error}" if isinstance(error, ImageError) else f"error: {path}: not enough memory to read it", file=stderr)
             failures += 1
             continue
+        except Exception as error:  # a picture no rule above foresaw: its own line, and on to the next
+            print(f"error: {path}: could not be prepared as a digit ({type(error).__name__}: {error})", file=stderr)
+            failures += 1
+            continue
         outputs = model.forward(params, model.prepare(digit[None], dtype))[0]
         label, values = _scores(model, outputs)
         table = "  ".join(f"{digit_class}: {value:.4g}" for digit_class, value in enumerate(values[0]))

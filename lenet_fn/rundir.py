@@ -13,8 +13,14 @@ resumes: ``RunFiles.reconcile`` rewrites whichever of the others disagree with `
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: run directories are not locked
+    fcntl = None  # type: ignore[assignment]
 
 import attrs
 import numpy as np
@@ -104,7 +110,7 @@ def load_state(path: Path) -> tuple[TrainConfig, TrainState]:
         state = TrainState(
             params=checkpoint.params(template),
             velocity=checkpoint.extra_tree("velocity", template),
-            epoch=int(metadata["epoch"]),
+            epoch=_whole_number(path, "epoch", metadata["epoch"]),
             order=None if order is None else order.astype(np.intp),
             progress=EpochProgress(**metadata["progress"]),
             rng_state=metadata["rng_state"],
@@ -128,10 +134,19 @@ def _check_position(path: Path, config: TrainConfig, state: TrainState) -> None:
     progress = attrs.asdict(state.progress)
     if any(isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 for value in progress.values()):
         raise CheckpointError(f"{path}: progress: expected non-negative running sums, got {progress}")
+    for counter in ("batch", "errors", "seen"):
+        _whole_number(path, f"progress.{counter}", progress[counter])
     try:
         np.random.default_rng().bit_generator.state = state.rng_state
     except (TypeError, ValueError, KeyError) as error:
         raise CheckpointError(f"{path}: rng_state: not the state of a PCG64 generator ({error})") from None
+
+
+def _whole_number(path: Path, name: str, value: object) -> int:
+    """``value`` when it is an integer (not a bool, not a float such as 1e999); else a ``CheckpointError``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CheckpointError(f"{path}: {name}: expected a whole number, got {value!r}")
+    return value
 
 
 def check_resumable(path: Path, config: TrainConfig, state: TrainState, count: int) -> None:
@@ -240,6 +255,7 @@ class RunFiles:
     def __init__(self, run_dir: Path, config: TrainConfig, *, plots: bool, resumed_from: Path | None = None,
                  state: TrainState | None = None) -> None:  # fmt: skip
         self.run_dir, self.config, self.plots = run_dir, config, plots
+        self._lock = claim_run_dir(run_dir)
         self.resumed_from = resumed_from
         self.last_good_path: Path | None = None
         self.last_good_at = ""
@@ -289,6 +305,34 @@ class RunFiles:
         write_metrics(self.run_dir, self.config, state.history)
         if self.plots:
             plot_error_rates([attrs.asdict(entry) for entry in state.history], self.run_dir / PLOT, title=run_title(self.config.model, self.run_dir))
+
+
+class RunDirLock:
+    """An exclusive ``flock`` on a run directory itself (no file of its own), released when this
+    object is closed or collected, or the process ends."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.descriptor: int | None = os.open(run_dir, os.O_RDONLY)
+        try:
+            fcntl.flock(self.descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.close()
+            raise CheckpointError(f"{run_dir}: another run is writing there; wait for it to end or choose another --out") from None
+
+    def close(self) -> None:
+        if self.descriptor is not None:
+            os.close(self.descriptor)
+            self.descriptor = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def claim_run_dir(run_dir: Path) -> RunDirLock | None:
+    """Makes ``run_dir`` this process's while the returned lock lives (to be kept): a
+    ``CheckpointError`` when another run holds it. Without ``fcntl`` (Windows) nothing is locked."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return RunDirLock(run_dir) if fcntl is not None else None
 
 
 def existing_run_files(run_dir: Path) -> list[str]:

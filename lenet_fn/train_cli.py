@@ -9,6 +9,7 @@ resumable ``last.npz`` and exit with 130 and 143.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -257,11 +258,7 @@ def _run_dir(args: argparse.Namespace, config: TrainConfig) -> Path:
         return Path(args.resume.parent)
     if args.out is None:
         stem = Path("runs") / f"{config.model.replace(':', '-')}-{datetime.now():%Y%m%d-%H%M%S}"
-        path, count = stem, 1
-        while path.exists():  # two runs started in the same second
-            count += 1
-            path = stem.with_name(f"{stem.name}-{count}")
-        return path
+        return _new_directory(stem)
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out: expected a directory for the run's files, got the file {args.out}")
     held = rundir.existing_run_files(args.out)
@@ -269,6 +266,20 @@ def _run_dir(args: argparse.Namespace, config: TrainConfig) -> Path:
         hint = f"continue it with --resume {args.out / rundir.LAST} or choose" if rundir.LAST in held else "choose"
         raise UsageError(f"--out {args.out}: holds another run ({', '.join(held)}), which this one would overwrite; {hint} another --out")
     return Path(args.out)
+
+
+def _new_directory(stem: Path) -> Path:
+    """``stem``, or ``stem-2``, ``stem-3``, ... for runs started in the same second: the first that
+    this process creates itself (so two runs never take the same one)."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for count in itertools.count(1):
+        path = stem if count == 1 else stem.with_name(f"{stem.name}-{count}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise AssertionError("unreachable: itertools.count never ends")
 
 
 def _describe(config: TrainConfig, state: TrainState, data: PreparedData, resumed: bool) -> str:

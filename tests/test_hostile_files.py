@@ -348,6 +348,14 @@ def test_metadata_nested_100000_deep_is_one_line(tmp_path: Path) -> None:
     assert str(raised.value) == f"{path}: the metadata entry nests deeper than 64 levels, expected a few (config, history)"
 
 
+@pytest.mark.parametrize("opened", ["[" * 100_000, "{\"a\": " * 100_000, "[]" * 10 + "[" * 100])
+def test_metadata_opened_deep_and_never_closed_is_one_line(tmp_path: Path, opened: str) -> None:
+    path = write_zip(tmp_path / "open.npz", checkpoint_members(metadata='{"format": "lenet_fn.checkpoint", "model": "lenet5", "x": ' + opened))
+    with pytest.raises(CheckpointError) as raised:
+        load_checkpoint(path)
+    assert str(raised.value) == f"{path}: the metadata entry nests deeper than 64 levels, expected a few (config, history)"
+
+
 def test_metadata_depth_counts_brackets_outside_strings_only(tmp_path: Path) -> None:
     path = write_zip(tmp_path / "64.npz", checkpoint_members(metadata=deep_metadata(63)))  # the outer object is level 1
     assert load_checkpoint(path).model == "lenet5"

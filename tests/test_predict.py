@@ -329,3 +329,9 @@ def test_peak_memory_of_refused_and_large_images(digits: Any, tmp_path: Path) ->
     assert (base_status, refused_status, photo_status) == (0, 1, 0)
     assert refused - base < 20
     assert large - base < 2 * 96
+
+
+@pytest.mark.parametrize("shape", [(1, 700), (2, 1300), (700, 1), (1, 1)])
+def test_a_picture_a_pixel_or_two_high_is_no_digit_not_a_crash(shape: tuple[int, int]) -> None:
+    with pytest.raises(ImageError, match=r"^picture: no digit found"):
+        mnist_style(np.random.default_rng(0).random(shape), source="picture")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lenet_fn import loop, rundir, train
+from lenet_fn import loop, rundir, train, train_cli
 from lenet_fn.checkpoint import load_checkpoint, load_model
 from lenet_fn.data import load_mnist, repository_dataset_dir
 from lenet_fn.models import get_model
@@ -284,3 +284,23 @@ def test_weights_that_blow_up_behind_a_finite_loss_are_caught_at_the_epochs_end(
 def mnist_mlp_data() -> Any:
     model = get_model("mlp")
     return model, prepare_data(model, load_mnist(repository_dataset_dir()), limit=100)
+
+
+def test_two_runs_never_write_one_directory_at_once(tmp_path: Path) -> None:
+    held = rundir.claim_run_dir(tmp_path / "run")
+    try:
+        status, out, err = _run_cli([*QUICK, "--epochs", "1", "--out", str(tmp_path / "run")])
+        assert status == 2 and out == "" and err == (
+            f"error: {tmp_path / 'run'}: another run is writing there; wait for it to end or choose another --out\n"
+        )
+    finally:
+        assert held is not None
+        held.close()
+    assert _run_cli([*QUICK, "--epochs", "1", "--out", str(tmp_path / "run")])[0] == 0
+
+
+def test_runs_started_in_the_same_second_take_directories_of_their_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    taken = [train_cli._new_directory(Path("runs") / "mlp-20261201-120000") for _ in range(3)]
+    assert [path.name for path in taken] == ["mlp-20261201-120000", "mlp-20261201-120000-2", "mlp-20261201-120000-3"]
+    assert all(path.is_dir() for path in taken)

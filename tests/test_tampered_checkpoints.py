@@ -86,11 +86,14 @@ TAMPERED_STATE = [
     (lambda arrays, metadata: metadata["progress"].update(seen=-3), "{path}: progress: expected non-negative running sums, got"),
     (lambda arrays, metadata: metadata.update(config="lenet5"), "{path}: metadata config: expected a mapping of the run's settings, got str"),
     (_nan_weight, "checkpoint layers.1.w: 2 of 30,000 values are NaN or infinite (the weights of a diverged run?)"),
+    (lambda arrays, metadata: metadata.update(epoch=float("inf")), "{path}: epoch: expected a whole number, got inf"),
+    (lambda arrays, metadata: metadata["progress"].update(batch=1.5), "{path}: progress.batch: expected a whole number, got 1.5"),
 ]
 
 
 @pytest.mark.parametrize(("change", "message"), TAMPERED_STATE,
-                         ids=["short-order", "order-out-of-range", "float-order", "rng", "epoch", "history", "progress", "config", "nan"])  # fmt: skip
+                         ids=["short-order", "order-out-of-range", "float-order", "rng", "epoch", "history", "progress", "config", "nan",
+                              "infinite-epoch", "fractional-batch"])  # fmt: skip
 def test_tampered_resume_state_is_one_line(run: Path, tmp_path: Path, change: Any, message: str) -> None:
     path = _tampered(run / "last.npz", tmp_path / "last.npz", change)
     status, out, err = _cli(train, ["--resume", str(path), "--epochs", "2"])
