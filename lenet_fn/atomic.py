@@ -65,6 +65,14 @@ def remove_temporaries(directory: Path, names: Iterable[str]) -> list[Path]:
 
 
 def _umask() -> int:
+    """The process's umask, read from /proc where Linux shows it: setting it to read it back (the
+    only other way) would, for a moment, give files that other threads create no umask at all."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     current = os.umask(0)
     os.umask(current)
     return current

@@ -22,6 +22,10 @@ EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
+class UsageError(Exception):
+    """A bad flag or combination of flags (reported as one line, exit status 2)."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where Ctrl-C raises ``KeyboardInterrupt``, so that both stop a run alike."""
 
@@ -36,7 +40,8 @@ def signal_name(interrupt: KeyboardInterrupt) -> str:
     return "SIGTERM" if isinstance(interrupt, Terminated) else "Ctrl-C"
 
 
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+def raise_terminated(signum: int, frame: FrameType | None) -> None:
+    """A SIGTERM handler: raises ``Terminated``."""
     raise Terminated()
 
 
@@ -46,7 +51,7 @@ def run_command(main: Callable[[], int]) -> NoReturn:
     A ``KeyboardInterrupt`` or ``Terminated`` that ``main`` does not handle itself (one arriving while
     the data loads, say) ends the program with one line on stderr; a closed stdout ends it silently.
     """
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    signal.signal(signal.SIGTERM, raise_terminated)
     try:
         status = main()
         sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit

@@ -35,7 +35,8 @@ def matplotlib_available() -> bool:
         return False
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (files only, no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
@@ -44,12 +45,16 @@ def _pyplot() -> Any:
     return pyplot
 
 
-def _save(figure: Any, path: Path) -> Path:
+def save_figure(figure: Any, path: Path) -> Path:
+    """Writes ``figure`` to the PNG ``path`` (atomically) and closes it, also when the write fails."""
+
     def write(stream: Any) -> None:
         figure.savefig(stream, format="png", dpi=120, bbox_inches="tight")
 
-    write_atomically(path, write)
-    _pyplot().close(figure)
+    try:
+        write_atomically(path, write)
+    finally:
+        pyplot().close(figure)
     return path
 
 
@@ -88,7 +93,7 @@ def run_title(model: str | None, run_dir: Path) -> str:
     return f"{model}, {named}: error per epoch" if model else f"{named}: error per epoch"
 
 
-def _percent_axis(axes: Any, percents: Sequence[float]) -> None:
+def percent_axis(axes: Any, percents: Sequence[float]) -> None:
     """A log y axis labelled in plain percentages, with room below the data for the best's label."""
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
@@ -122,7 +127,7 @@ def error_rate_figure(epochs: Sequence[dict[str, Any]], *, title: str = "") -> A
     """The figure ``plot_error_rates`` saves."""
     from matplotlib.ticker import MaxNLocator
 
-    figure, axes = _pyplot().subplots(figsize=(6, 4))
+    figure, axes = pyplot().subplots(figsize=(6, 4))
     numbers = [int(entry["epoch"]) for entry in epochs]
     train = [100 * entry["train_error"] for entry in epochs]
     test = [100 * entry["test_error"] for entry in epochs]
@@ -131,7 +136,7 @@ def error_rate_figure(epochs: Sequence[dict[str, Any]], *, title: str = "") -> A
     axes.set_xlabel("epoch")
     axes.set_ylabel("error rate (%)")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
-    _percent_axis(axes, train + test)
+    percent_axis(axes, train + test)
     axes.grid(True, alpha=0.3)
     _mark_best(axes, numbers, test)
     axes.legend(loc="upper right")
@@ -154,12 +159,12 @@ def plot_error_rates(epochs: Sequence[dict[str, Any]], path: Path, *, title: str
     Returns:
         ``path``.
     """
-    return _save(error_rate_figure(epochs, title=title), path)
+    return save_figure(error_rate_figure(epochs, title=title), path)
 
 
 def bitmaps_figure(centers: Any) -> Any:
     """The figure ``plot_bitmaps`` saves."""
-    figure, axes = _pyplot().subplots(1, 10, figsize=(10, 2.2))
+    figure, axes = pyplot().subplots(1, 10, figsize=(10, 2.2))
     for digit, axis in enumerate(axes):
         axis.imshow(centers[digit].reshape(12, 7), cmap="gray_r", vmin=-1, vmax=1)
         axis.set_title(str(digit))
@@ -170,7 +175,7 @@ def bitmaps_figure(centers: Any) -> Any:
 
 def plot_bitmaps(centers: Any, path: Path) -> Path:
     """The 10 RBF prototypes (10, 84) as 7 x 12 bitmaps, one panel per digit."""
-    return _save(bitmaps_figure(centers), path)
+    return save_figure(bitmaps_figure(centers), path)
 
 
 def _panel(figure: Any, place: Any, picture: Any, label: str, limits: tuple[float, float]) -> Any:
@@ -183,7 +188,7 @@ def _panel(figure: Any, place: Any, picture: Any, label: str, limits: tuple[floa
 
 def feature_maps_figure(image: Any, c1: Any, c3: Any, *, title: str = "") -> Any:
     """The figure ``plot_feature_maps`` saves."""
-    figure = _pyplot().figure(figsize=(12.5, 4.8))
+    figure = pyplot().figure(figsize=(12.5, 4.8))
     grid = figure.add_gridspec(3, 11, width_ratios=[1] * 10 + [0.18], wspace=0.25, hspace=0.35)
     squashed = (-SQUASH_AMPLITUDE, SQUASH_AMPLITUDE)
     pixels = _panel(figure, grid[0:2, 0:2], image, "input", (0, 255))
@@ -215,12 +220,12 @@ def plot_feature_maps(image: Any, c1: Any, c3: Any, path: Path, *, title: str = 
     input is drawn on its fixed 0..255 scale and every feature map on the squashing function's
     range (-1.7159, 1.7159), each with a colour bar, so panels and inputs can be compared.
     """
-    return _save(feature_maps_figure(image, c1, c3, title=title), path)
+    return save_figure(feature_maps_figure(image, c1, c3, title=title), path)
 
 
 def f6_figure(f6: Any, bitmap: Any, predicted: int, distances: Any) -> Any:
     """The figure ``plot_f6`` saves."""
-    figure, axes = _pyplot().subplots(1, 3, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1, 1, 2.6]})
+    figure, axes = pyplot().subplots(1, 3, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1, 1, 2.6]})
     axes[0].imshow(f6.reshape(12, 7), cmap="gray_r", vmin=-SQUASH_AMPLITUDE, vmax=SQUASH_AMPLITUDE)
     axes[0].set_title("F6 output")
     axes[1].imshow(bitmap.reshape(12, 7), cmap="gray_r", vmin=-1, vmax=1)
@@ -253,12 +258,12 @@ def plot_f6(f6: Any, bitmap: Any, predicted: int, distances: Any, path: Path) ->
     The distances are the RBF layer's outputs, the squared Euclidean distances between F6's output
     and each class's bitmap; each bar carries its value, so the winner's (often near 0) shows.
     """
-    return _save(f6_figure(f6, bitmap, predicted, distances), path)
+    return save_figure(f6_figure(f6, bitmap, predicted, distances), path)
 
 
 def confusion_figure(confusion: Any, *, title: str = "") -> Any:
     """The figure ``plot_confusion`` saves."""
-    figure, axis = _pyplot().subplots(figsize=(6.5, 5.8), layout="constrained")
+    figure, axis = pyplot().subplots(figsize=(6.5, 5.8), layout="constrained")
     shown = axis.imshow(confusion, cmap="Blues")
     for true in range(confusion.shape[0]):
         for predicted in range(confusion.shape[1]):
@@ -278,4 +283,4 @@ def confusion_figure(confusion: Any, *, title: str = "") -> Any:
 
 def plot_confusion(confusion: Any, path: Path, *, title: str = "") -> Path:
     """A (K, K) confusion matrix, rows true classes, with the counts written in the cells."""
-    return _save(confusion_figure(confusion, title=title), path)
+    return save_figure(confusion_figure(confusion, title=title), path)

@@ -8,7 +8,8 @@ and best error, best epoch and wall time, and writes them to ``results.csv``, ``
 ``results.png``. Each run's directory is named by a hash of its settings and the library's
 version: a sweep run again skips the runs it finished and resumes the ones it stopped. In Python::
 
-    from lenet_fn.sweep import plan_sweep, run_sweep
+    from pathlib import Path
+    from lenet_fn.sweep import format_table, plan_sweep, run_sweep
     runs = plan_sweep(["--model", "mlp", "--lr", "0.01,0.05", "--epochs", "1"], seeds="0-1")
     result = run_sweep(runs, Path("runs/my-sweep"))
     print(format_table(result.summaries))

@@ -15,14 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from lenet_fn.cli import exit_status, signal_name
+from lenet_fn.cli import UsageError, exit_status, signal_name
 from lenet_fn.data import DatasetError
 from lenet_fn.plots import PLOT_HINT, matplotlib_available
 from lenet_fn.sweep_grid import SWEEP_THREADS, OneLineParser, SweepRun, plan_sweep
 from lenet_fn.sweep_results import format_table
 from lenet_fn.sweep_runner import SweepResult, run_sweep, survey
 from lenet_fn.sweep_task import RunRefused, SweepInterrupted, run_name
-from lenet_fn.train_cli import UsageError
 
 DEFAULT_OUT = Path("runs") / "sweep"
 

@@ -19,9 +19,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from lenet_fn.cli import UsageError
 from lenet_fn.sweep_grid import SweepRun
 from lenet_fn.sweep_task import RunOutcome, SweepInterrupted, execute_run, run_name
-from lenet_fn.train_cli import UsageError
 
 CONNECT_SECONDS = 5
 """How long the sweep waits for the scheduler to answer."""

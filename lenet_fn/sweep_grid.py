@@ -23,6 +23,7 @@ give the ``seeds``::
 from __future__ import annotations
 
 import argparse
+import collections
 import itertools
 import json
 import re
@@ -34,8 +35,9 @@ from typing import Any, NoReturn
 
 import attrs
 
+from lenet_fn.cli import UsageError
 from lenet_fn.config import TrainConfig
-from lenet_fn.train_cli import UsageError, add_train_flags, config_from_flags, model_of
+from lenet_fn.train_cli import add_train_flags, config_from_flags, model_of
 
 SWEEP_THREADS = 1
 """The thread count of a sweep's runs unless ``--threads`` is given: one run per core."""
@@ -99,6 +101,10 @@ def _run_parser() -> argparse.ArgumentParser:
     return parser
 
 
+MAX_SEEDS = 1000
+"""The most seeds a sweep takes (each is a run of every setting)."""
+
+
 def parse_seeds(text: str) -> tuple[int, ...]:
     """Seeds from ``0-2``, ``0,3,5`` or ``0-2,7``: a ``UsageError`` for anything else or a repeat."""
     seeds: list[int] = []
@@ -106,8 +112,11 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         match = _SEEDS.fullmatch(part.strip())
         if match is None or (match.group(2) is not None and int(match.group(2)) < int(match.group(1))):
             raise UsageError(f"--seeds: expected seeds such as 0-2 or 0,3,5 (integers >= 0, ranges low-high), got {text!r}")
-        seeds.extend(range(int(match.group(1)), int(match.group(2) or match.group(1)) + 1))
-    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+        low, high = int(match.group(1)), int(match.group(2) or match.group(1))
+        if len(seeds) + high - low + 1 > MAX_SEEDS:
+            raise UsageError(f"--seeds: expected at most {MAX_SEEDS:,} seeds, got {text!r}")
+        seeds.extend(range(low, high + 1))
+    repeated = sorted(seed for seed, times in collections.Counter(seeds).items() if times > 1)
     if repeated:
         raise UsageError(f"--seeds: expected each seed once, got {repeated[0]} more than once in {text!r}")
     return tuple(seeds)

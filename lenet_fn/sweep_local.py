@@ -18,10 +18,9 @@ import sys
 from collections.abc import Callable, Sequence
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from types import FrameType
 from typing import IO
 
-from lenet_fn.cli import Terminated
+from lenet_fn.cli import raise_terminated
 from lenet_fn.data import default_dataset_dir, has_mnist, load_or_download_mnist
 from lenet_fn.runtime import reuse_freed_memory
 from lenet_fn.sweep_grid import SweepRun
@@ -30,14 +29,10 @@ from lenet_fn.sweep_task import RunOutcome, SweepInterrupted, execute_run, run_n
 Connection = multiprocessing.connection.Connection
 
 
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated()
-
-
 def _train_in_child(run: SweepRun, sweep_dir: str, dataset: str | None, sender: Connection) -> None:
     """A child process's job: one run, its outcome sent back on ``sender``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the sweep stops its processes itself (SIGTERM)
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    signal.signal(signal.SIGTERM, raise_terminated)
     reuse_freed_memory()
     where = f"process {os.getpid()}"
     try:

@@ -1,6 +1,6 @@
 """A sweep's figure (the optional ``plot`` extra): the test (or held-out) error per epoch of every
 setting, each seed a thin line and the mean over the seeds a bold one in the same colour, on a log
-axis labelled in plain percentages (``plots.percent_ticks``).
+axis labelled in plain percentages (``plots.percent_axis``).
 """
 
 from __future__ import annotations
@@ -11,41 +11,19 @@ from typing import Any
 
 import numpy as np
 
-from lenet_fn.atomic import write_atomically
-from lenet_fn.plots import percent_ticks
+from lenet_fn.plots import percent_axis, pyplot, save_figure
 from lenet_fn.sweep_results import SettingSummary
 from lenet_fn.sweep_task import RunOutcome
 
 RESULTS_PLOT = "results.png"
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display needed
-    import matplotlib.pyplot as pyplot
-
-    return pyplot
-
-
-def _log_percent_axis(axes: Any, percents: Sequence[float]) -> None:
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
-
-    shown = [value for value in percents if value > 0] or [1.0]
-    ticks = percent_ticks(min(shown), max(shown))
-    axes.set_yscale("log")
-    axes.set_ylim(min(min(shown), ticks[0]) / 1.1, max(max(shown), ticks[-1]) * 1.1)
-    axes.yaxis.set_major_locator(FixedLocator(ticks))
-    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    axes.yaxis.set_minor_locator(NullLocator())
-
-
 def sweep_figure(summaries: Sequence[SettingSummary], histories: Mapping[str, Sequence[float]]) -> Any:
     """The figure ``plot_sweep`` saves; ``histories`` maps a run's name to its errors per epoch (fractions)."""
     from matplotlib.ticker import MaxNLocator
 
-    figure, axes = _pyplot().subplots(figsize=(7, 4.5), constrained_layout=True)
-    colours = _pyplot().rcParams["axes.prop_cycle"].by_key()["color"]
+    figure, axes = pyplot().subplots(figsize=(7, 4.5), constrained_layout=True)
+    colours = pyplot().rcParams["axes.prop_cycle"].by_key()["color"]
     percents: list[float] = []
     for index, summary in enumerate(summaries):
         colour = colours[index % len(colours)]
@@ -60,7 +38,7 @@ def sweep_figure(summaries: Sequence[SettingSummary], histories: Mapping[str, Se
     axes.set_xlabel("epoch")
     axes.set_ylabel(f"{measured.pop() if len(measured) == 1 else 'test or held-out'} error (%)")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
-    _log_percent_axis(axes, percents)
+    percent_axis(axes, percents)
     axes.grid(True, alpha=0.3)
     axes.legend(loc="upper right", fontsize="small")
     axes.set_title("error per epoch: each seed thin, the mean over the seeds bold")
@@ -80,6 +58,4 @@ def plot_sweep(summaries: Sequence[SettingSummary], outcomes: Sequence[RunOutcom
     """
     histories = {outcome.name: [entry.test_error for entry in outcome.history] for outcome in outcomes if outcome.complete}
     figure = sweep_figure(summaries, histories)
-    write_atomically(path, lambda stream: figure.savefig(stream, format="png", dpi=120))
-    _pyplot().close(figure)
-    return path
+    return save_figure(figure, path)

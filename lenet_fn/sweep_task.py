@@ -22,11 +22,12 @@ import attrs
 
 from lenet_fn.atomic import remove_temporaries, write_atomically
 from lenet_fn.checkpoint import CheckpointError
+from lenet_fn.cli import UsageError
 from lenet_fn.config import TrainConfig
 from lenet_fn.data import DatasetError, Mnist, load_or_download_mnist
 from lenet_fn.rundir import LAST, RunFiles, check_resumable, describe_position, existing_run_files, load_state
 from lenet_fn.state import EpochMetrics, TrainState
-from lenet_fn.train_cli import UsageError, model_of, state_and_data, train_run
+from lenet_fn.train_cli import model_of, state_and_data, train_run
 from lenet_fn.version import __version__
 
 SETTINGS = "settings.json"

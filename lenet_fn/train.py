@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from lenet_fn.arrays import FloatArray, IntArray
 from lenet_fn.batch import estimate_curvature, forward_backward, predict_outputs
-from lenet_fn.cli import run_command
+from lenet_fn.cli import UsageError, run_command
 from lenet_fn.config import DEFAULTS, OPTIMIZERS, ModelDefaults, TrainConfig, defaults_for
 from lenet_fn.loop import ProgressLine, fit
 from lenet_fn.optim import SCHEDULES, momentum_step
@@ -34,7 +34,7 @@ from lenet_fn.state import (
     initial_state,
     prepare_data,
 )
-from lenet_fn.train_cli import UsageError, main
+from lenet_fn.train_cli import main
 
 P = TypeVar("P")
 

@@ -22,7 +22,7 @@ import numpy as np
 from lenet_fn import rundir
 from lenet_fn.augment import DistortionRanges
 from lenet_fn.checkpoint import CheckpointError
-from lenet_fn.cli import exit_status, signal_name, signals_held
+from lenet_fn.cli import UsageError, exit_status, signal_name, signals_held
 from lenet_fn.config import BUILTIN_MODELS, CUSTOM_DEFAULTS, DEFAULTS, OPTIMIZERS, WARMUP_FRACTION, TrainConfig, defaults_for
 from lenet_fn.data import TRAIN_IMAGES, DatasetError, Mnist, count_batches, load_or_download_mnist
 from lenet_fn.loop import all_finite, check_trainable, fit
@@ -35,10 +35,6 @@ from lenet_fn.protocol import Model, is_import_path
 from lenet_fn.runtime import reuse_freed_memory
 from lenet_fn.rundir import RunFiles, best_epoch, describe_position
 from lenet_fn.state import EpochMetrics, PreparedData, TrainingDiverged, TrainingInterrupted, TrainState, initial_state, prepare_data
-
-
-class UsageError(Exception):
-    """A bad flag or combination of flags (reported as one line, exit status 2)."""
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -335,3 +335,12 @@ def test_peak_memory_of_refused_and_large_images(digits: Any, tmp_path: Path) ->
 def test_a_picture_a_pixel_or_two_high_is_no_digit_not_a_crash(shape: tuple[int, int]) -> None:
     with pytest.raises(ImageError, match=r"^picture: no digit found"):
         mnist_style(np.random.default_rng(0).random(shape), source="picture")
+
+
+def test_plain_netpbm_numbers_longer_than_any_value_are_refused_before_they_are_parsed(tmp_path: Path) -> None:
+    path = tmp_path / "long.pgm"
+    path.write_bytes(b"P2 1000 1000 255\n" + b"1" * 3_000_000)  # no space: one number of 3 million digits
+    with pytest.raises(ImageError, match=r"a number of more than 64 digits\)$"):
+        read_image(path)
+    path.write_bytes(b"P2 2 2 255\n# a comment\n1 2 # another\r3\n4 #to the end")
+    np.testing.assert_allclose(read_image(path), np.array([[1, 2], [3, 4]]) / 255)

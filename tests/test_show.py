@@ -93,7 +93,7 @@ def _saved_figure(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> Any:
         kept.append(figure)
         return path
 
-    monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(plots, "save_figure", keep)
     status, _, err = _run(argv)
     assert status == 0, err
     return kept[0]

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 
 from lenet_fn import sweep_cli, train_cli
+from lenet_fn.cli import UsageError
 from lenet_fn.config import TrainConfig
 from lenet_fn.data import Mnist
 from lenet_fn.models import get_model
 from lenet_fn.state import prepare_data
 from lenet_fn.sweep_grid import parse_seeds, plan_sweep
 from lenet_fn.sweep_task import run_name
-from lenet_fn.train_cli import UsageError
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 DOCUMENTED = [REPOSITORY / "README.md", REPOSITORY / "docs" / "sweeps.md", REPOSITORY / "docs" / "experiments" / "results.md"]
@@ -210,3 +210,9 @@ def test_every_documented_sweep_command_is_a_sweep(where: str, argv: list[str], 
         argv[argv.index("--file") + 1] = str(tmp_path / "sweep.toml")
     status, out, err = _main([*argv, "--dry-run"], tmp_path)
     assert status == 0 and err == "" and out.count("  new  python -m lenet_fn.train ") == len(out.splitlines()) >= 2, f"{where}\n{err}"
+
+
+def test_a_seed_range_past_the_limit_is_refused_at_once() -> None:
+    with pytest.raises(UsageError, match=r"^--seeds: expected at most 1,000 seeds, got '0-99999999'$"):
+        parse_seeds("0-99999999")
+    assert len(parse_seeds("0-999")) == 1000

@@ -164,7 +164,7 @@ def test_sigterm_stops_the_sweep_and_the_same_command_continues_its_runs(tmp_pat
     assert kinds == ["interrupted"] and "stopped by SIGTERM: 1 run(s) saved part way; the same command continues them" in err, kinds
 
     again = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
-    assert again.returncode == 0 and "to resume" in again.stderr, again.stderr
+    assert again.returncode == 0 and "0 finished before, 1 to resume, 0 to start" in again.stderr, again.stderr
     run = plan_sweep(flags[:-2], seeds="0")[0]
     assert train.main([*run.flags, "--out", str(tmp_path / "alone")], stdout=io.StringIO(), stderr=io.StringIO()) == 0
     assert fingerprint(tmp_path / "sweep" / run_name(run.config)) == fingerprint(tmp_path / "alone")
