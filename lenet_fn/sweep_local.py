@@ -15,6 +15,7 @@ import multiprocessing.connection
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import IO
 
 from lenet_fn.cli import raise_terminated
 from lenet_fn.data import default_dataset_dir, has_mnist, load_or_download_mnist
+from lenet_fn.rundir import LAST
 from lenet_fn.runtime import reuse_freed_memory
 from lenet_fn.sweep_grid import SweepRun
 from lenet_fn.sweep_task import RunOutcome, SweepInterrupted, execute_run, run_name
@@ -37,8 +39,10 @@ def _train_in_child(run: SweepRun, sweep_dir: str, dataset: str | None, sender: 
     where = f"process {os.getpid()}"
     try:
         outcome = execute_run(run.config, sweep_dir, dataset, progress=sys.stderr, where=where)
-    except KeyboardInterrupt:  # a second signal, held while the stopped run's files were written
-        outcome = RunOutcome(run_name(run.config), run.config, "stopped", message="stopped; its last.npz saved", where=where)
+    except KeyboardInterrupt:  # a SIGTERM outside the training loop (as the data loaded, or held while files were written)
+        saved = (Path(sweep_dir) / run_name(run.config) / LAST).exists()
+        message = "stopped; its last.npz saved" if saved else "stopped before its first checkpoint; the sweep run again starts it"
+        outcome = RunOutcome(run_name(run.config), run.config, "stopped", message=message, where=where)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sender.send(outcome)
     sender.close()
@@ -58,7 +62,14 @@ class _Child:
         self.receiver, sender = context.Pipe(duplex=False)
         self.process: BaseProcess = context.Process(target=_train_in_child, args=(run, str(sweep_dir), dataset, sender),
                                                     name=f"lenet_fn sweep {run_name(run.config)}", daemon=True)  # fmt: skip
-        self.process.start()
+        if threading.current_thread() is not threading.main_thread():
+            self.process.start()
+        else:  # the child inherits the ignored SIGINT: a Ctrl-C while it imports is not its traceback
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                self.process.start()
+            finally:
+                signal.signal(signal.SIGINT, previous)
         sender.close()  # the child holds the other copy: the pipe ends when the child does
 
     def outcome(self) -> RunOutcome:
