@@ -44,20 +44,24 @@ COMMANDS = _commands()
 
 
 def _shortened(argv: list[str], scratch: Path) -> list[str]:
-    """The command with its outputs in ``scratch``, and a training run cut to 200 images, 1 epoch."""
+    """The command with its outputs in ``scratch`` (``runs/NAME`` becomes ``scratch/NAME``, so each
+    run of a page has a directory of its own, as the page's commands do), and a training run cut
+    to 200 images, 1 epoch."""
     command, flags = argv[0], argv[1:]
+    out = "runs/run"
     for flag in ("--out", "--epochs", "--limit"):
         while flag in flags:
             at = flags.index(flag)
+            out = flags[at + 1] if flag == "--out" else out
             del flags[at : at + 2]
+    flags = [str(scratch / flag.removeprefix("runs/")) if flag.startswith("runs/") else flag for flag in flags]
     if command == "lenet_fn.train":
         if "--resume" in flags:  # resume the run an earlier command of the page made
-            flags[flags.index("--resume") + 1] = str(scratch / "run" / "last.npz")
             return [command, *flags, "--epochs", "2"]
-        return [command, *flags, "--limit", "200", "--epochs", "1", "--threads", "1", "--out", str(scratch / "run")]
+        return [command, *flags, "--limit", "200", "--epochs", "1", "--threads", "1", "--out", str(scratch / out.removeprefix("runs/"))]
     if command == "lenet_fn.show":
-        return [command, *[str(scratch / "run") if flag.startswith("runs/") else flag for flag in flags], "--out", str(scratch / "figure.png")]
-    return [command, *[str(scratch / "run" / Path(flag).name) if flag.startswith("runs/") else flag for flag in flags]]
+        return [command, *flags, "--out", str(scratch / "figure.png")]
+    return [command, *flags]
 
 
 def test_the_tutorials_have_commands() -> None:
@@ -66,12 +70,14 @@ def test_the_tutorials_have_commands() -> None:
 
 
 @pytest.fixture(scope="module")
-def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("tutorial")
+def scratches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A scratch directory per page (two pages may name the same run)."""
+    return {page: tmp_path_factory.mktemp(page.removesuffix(".md")) for page in {where.split(":")[0] for where, _, _ in COMMANDS}}
 
 
 @pytest.mark.parametrize(("where", "argv", "environment"), COMMANDS, ids=[where for where, _, _ in COMMANDS])
-def test_every_tutorial_command_runs(where: str, argv: list[str], environment: dict[str, str], scratch: Path) -> None:
+def test_every_tutorial_command_runs(where: str, argv: list[str], environment: dict[str, str], scratches: dict[str, Path]) -> None:
+    scratch = scratches[where.split(":")[0]]
     done = subprocess.run([sys.executable, "-m", *_shortened(argv, scratch)], cwd=REPOSITORY, capture_output=True, text=True,
                           env={**os.environ, **environment}, check=False)  # fmt: skip
     assert done.returncode == 0, f"{where}\n{done.stderr}"
