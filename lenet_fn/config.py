@@ -142,6 +142,11 @@ class TrainConfig:
         """The ranges of the warps, as ``augment.distort`` takes them."""
         return DistortionRanges(translate=self.translate, scale=self.scale, squeeze=self.squeeze, shear=self.shear)
 
+    @property
+    def evaluated_on(self) -> str:
+        """What the run's test error measures: ``test`` images, or ``held-out`` ones (with ``holdout``)."""
+        return "test" if self.holdout is None else "held-out"
+
     def lr_at(self, epoch: int, step: int | None = None) -> float:
         """The learning rate of epoch ``epoch`` (0-based) at global step ``step`` (0-based).
 

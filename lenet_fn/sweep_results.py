@@ -68,7 +68,7 @@ class RunFigures:
         best = best_epoch(outcome.history)
         return cls(
             name=outcome.name, setting=run.setting, seed=run.config.seed,
-            evaluated="test" if run.config.holdout is None else "held-out", epochs=len(outcome.history),
+            evaluated=run.config.evaluated_on, epochs=len(outcome.history),
             final_error=outcome.history[-1].test_error, best_error=best.test_error, best_epoch=best.epoch,
             seconds=sum(entry.seconds + entry.eval_seconds for entry in outcome.history), train_command=run.train_command,
         )  # fmt: skip

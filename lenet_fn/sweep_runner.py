@@ -56,7 +56,7 @@ def _summary_text(outcome: RunOutcome) -> str:
     if not outcome.complete:
         return f"{outcome.status}: {outcome.message}"
     last, best = outcome.history[-1], best_epoch(outcome.history)
-    measured = "test" if outcome.config.holdout is None else "held-out"
+    measured = outcome.config.evaluated_on
     seconds = sum(entry.seconds + entry.eval_seconds for entry in outcome.history)
     return (f"{outcome.status}: {measured} error {100 * last.test_error:.2f}% after {last.epoch} epoch(s), best {100 * best.test_error:.2f}% "
             f"(epoch {best.epoch}), {seconds:.1f} s in {outcome.where}")  # fmt: skip

@@ -162,9 +162,6 @@ def config_from_flags(args: argparse.Namespace) -> TrainConfig:
     return config
 
 
-_config_from_flags = config_from_flags  # the name tests/test_cli_edges.py uses
-
-
 def _run_steps(config: TrainConfig) -> int:
     """The steps of a run on MNIST's training images (or the first ``limit``, before any held out)."""
     available = TRAIN_IMAGES.shape[0] - (config.holdout or 0)
@@ -193,11 +190,6 @@ def _resumed_config(args: argparse.Namespace, config: TrainConfig, state: TrainS
         return attrs.evolve(config, **changes)
     except (TypeError, ValueError) as error:
         raise UsageError(f"--{str(error).replace('_', '-')}") from None
-
-
-def evaluated_on(config: TrainConfig) -> str:
-    """What a run's ``test_error`` measures: ``test`` or ``held-out`` (with ``holdout``)."""
-    return "test" if config.holdout is None else "held-out"
 
 
 def format_epoch(metrics: EpochMetrics, epochs: int, *, evaluated: str = "test") -> str:
@@ -301,7 +293,7 @@ def _epoch_printer(files: RunFiles, epochs: int, stdout: IO[str]) -> Callable[[T
     def on_epoch_end(new_state: TrainState, metrics: EpochMetrics) -> None:
         with signals_held():  # a Ctrl-C waits until the files are written and the line printed
             files.end_of_epoch(new_state)
-            print(format_epoch(metrics, epochs, evaluated=evaluated_on(files.config)), file=stdout)
+            print(format_epoch(metrics, epochs, evaluated=files.config.evaluated_on), file=stdout)
             stdout.flush()
 
     return on_epoch_end
@@ -393,7 +385,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] = sys.stdout, std
     if isinstance(final, int):
         return final
     best = best_epoch(final.history)
-    print(f"best {evaluated_on(config)} error {100 * best.test_error:.2f}% after epoch {best.epoch}; files in {run_dir}", file=stdout)
+    print(f"best {config.evaluated_on} error {100 * best.test_error:.2f}% after epoch {best.epoch}; files in {run_dir}", file=stdout)
     if not matplotlib_available():
         print(f"no {rundir.PLOT}: {PLOT_HINT}", file=stdout)
     return 0

@@ -68,7 +68,7 @@ def test_resuming_with_zero_epochs_early_in_a_run_is_one_line(tmp_path: Path) ->
 
 def _config(argv: list[str]) -> train.TrainConfig:
     args: argparse.Namespace = train_cli._parser().parse_args(argv)
-    return train_cli._config_from_flags(args)
+    return train_cli.config_from_flags(args)
 
 
 def test_a_short_run_warms_up_for_a_tenth_of_its_steps_unless_told() -> None:
