@@ -271,14 +271,23 @@ def load_model(path: Path) -> tuple[Model[Any], Any, dict[str, Any]]:
     return model, params, checkpoint.metadata
 
 
+def checkpoint_config(path: Path, metadata: Mapping[str, Any], *, required: bool) -> dict[str, Any] | None:
+    """The run settings a checkpoint's metadata holds (None when it has none and they are not
+    ``required``); a one-line ``CheckpointError`` for anything but a mapping."""
+    config = metadata.get("config")
+    if config is None and not required:
+        return None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: metadata config: expected a mapping of the run's settings, got {type(config).__name__}")
+    return config
+
+
 def checkpoint_dtype(path: Path, metadata: Mapping[str, Any]) -> str:
     """The float type a checkpoint's config names (float32 when it has no config); a one-line
     ``CheckpointError`` for a config that is not a mapping or a dtype that is not a float type."""
-    config = metadata.get("config")
+    config = checkpoint_config(path, metadata, required=False)
     if config is None:
         return "float32"
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{path}: metadata config: expected a mapping of the run's settings, got {type(config).__name__}")
     dtype = config.get("dtype", "float32")
     if dtype not in ("float32", "float64"):
         raise CheckpointError(f"{path}: metadata config.dtype: expected 'float32' or 'float64', got {dtype!r}")

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lenet_fn.atomic import remove_temporaries, write_atomically
-from lenet_fn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lenet_fn.checkpoint import CheckpointError, checkpoint_config, load_checkpoint, save_checkpoint
 from lenet_fn.cli import signals_held
 from lenet_fn.models import get_model
 from lenet_fn.params import tree_flatten_with_paths
@@ -92,10 +92,9 @@ def load_state(path: Path) -> tuple[TrainConfig, TrainState]:
         raise CheckpointError(
             f"{path}: a {metadata.get('kind', 'plain')} checkpoint holds no optimiser state; resume from a run's last.npz"
         )
-    if not isinstance(metadata.get("config"), dict):
-        raise CheckpointError(f"{path}: metadata config: expected a mapping of the run's settings, got {type(metadata.get('config')).__name__}")
+    settings = checkpoint_config(path, metadata, required=True)
     try:
-        config = TrainConfig.from_dict(metadata["config"])
+        config = TrainConfig.from_dict(settings or {})
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{path}: incomplete training state ({type(error).__name__}: {error})") from None
     try:
@@ -127,7 +126,7 @@ def load_state(path: Path) -> tuple[TrainConfig, TrainState]:
 
 def _check_position(path: Path, config: TrainConfig, state: TrainState) -> None:
     """The epoch, the history, the running sums and the generator state of a resumed run fit together."""
-    if isinstance(state.epoch, bool) or not 0 <= state.epoch <= config.epochs:
+    if not 0 <= state.epoch <= config.epochs:  # a whole number already (load_state)
         raise CheckpointError(f"{path}: epoch: expected a finished-epoch count in [0, {config.epochs}], got {state.epoch}")
     if len(state.history) != state.epoch:
         raise CheckpointError(f"{path}: history: expected {state.epoch} entries (one per finished epoch), got {len(state.history)}")
@@ -220,9 +219,14 @@ def best_epoch(history: tuple[EpochMetrics, ...]) -> EpochMetrics:
     return min(history, key=lambda metrics: metrics.test_error)
 
 
+def at_epoch_end(state: TrainState) -> bool:
+    """Whether ``state`` holds the weights of its last finished epoch (no step of the next taken)."""
+    return state.order is None or state.progress.batch == 0
+
+
 def describe_position(state: TrainState) -> str:
     """Where a state is in its run: ``end of epoch 2`` or ``epoch 3, batch 41``."""
-    if state.order is None or state.progress.batch == 0:
+    if at_epoch_end(state):
         return f"end of epoch {state.epoch}" if state.epoch else "start of the run"
     return f"epoch {state.epoch + 1}, batch {state.progress.batch}"
 
@@ -259,6 +263,7 @@ class RunFiles:
         self.resumed_from = resumed_from
         self.last_good_path: Path | None = None
         self.last_good_at = ""
+        self._best_on_disk: int | None = None  # the epoch best.npz holds, once read or written
         if resumed_from is not None and state is not None:
             self.last_good_path, self.last_good_at = resumed_from, describe_position(state)
 
@@ -290,12 +295,16 @@ class RunFiles:
         notes = []
         best = best_epoch(state.history)
         target = self.run_dir / BEST
-        if _saved_epoch(target) != best.epoch:
+        if self._best_on_disk is None:
+            self._best_on_disk = _saved_epoch(target)
+        if self._best_on_disk != best.epoch:
             source = None if self.resumed_from is None else self.resumed_from.parent / BEST
-            if best.epoch == state.epoch and describe_position(state).startswith("end"):
+            if best.epoch == state.epoch and at_epoch_end(state):
                 save_best(target, self.config, state)
+                self._best_on_disk = best.epoch
             elif source is not None and source != target and _saved_epoch(source) == best.epoch:
                 write_atomically(target, lambda stream: stream.write(source.read_bytes()))
+                self._best_on_disk = best.epoch
             else:
                 notes.append(f"{target} does not hold epoch {best.epoch}, the best one, and no file left holds its weights")
         self._write_summaries(state)

@@ -232,9 +232,9 @@ def _train(config: TrainConfig, run_dir: Path, dataset: str | None, state: Train
     if state is not None:
         check_resumable(last, config, start, data.train_y.shape[0])
     try:
+        files = RunFiles(run_dir, config, plots=False, resumed_from=last if state is not None else None, state=start)  # locks the directory
         remove_temporaries(run_dir, [SETTINGS])
         write_atomically(run_dir / SETTINGS, lambda stream: stream.write(_canonical(settings_record(config)).encode()))
-        files = RunFiles(run_dir, config, plots=False, resumed_from=last if state is not None else None, state=start)
         notes = files.reconcile(start)  # put right what a killed process left
     except OSError as error:
         return RunOutcome(run_dir.name, config, "refused", message=f"cannot write {error.filename}: {error.strerror}", where=where)

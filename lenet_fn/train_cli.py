@@ -9,7 +9,6 @@ resumable ``last.npz`` and exit with 130 and 143.
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -260,14 +259,14 @@ def _new_directory(stem: Path) -> Path:
     """``stem``, or ``stem-2``, ``stem-3``, ... for runs started in the same second: the first that
     this process creates itself (so two runs never take the same one)."""
     stem.parent.mkdir(parents=True, exist_ok=True)
-    for count in itertools.count(1):
-        path = stem if count == 1 else stem.with_name(f"{stem.name}-{count}")
+    path, count = stem, 1
+    while True:
         try:
             path.mkdir()
+            return path
         except FileExistsError:
-            continue
-        return path
-    raise AssertionError("unreachable: itertools.count never ends")
+            count += 1
+            path = stem.with_name(f"{stem.name}-{count}")
 
 
 def _describe(config: TrainConfig, state: TrainState, data: PreparedData, resumed: bool) -> str:
