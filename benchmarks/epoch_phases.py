@@ -20,11 +20,12 @@ from threadpoolctl import threadpool_limits
 
 from lenet_fn.config import TrainConfig
 from lenet_fn.data import Mnist, minibatches
-from lenet_fn.loop import Run, distorted_batch, end_epoch, fit, start_epoch, train_batch
+from lenet_fn.loop import Run, end_epoch, fit, start_epoch, train_batch
 from lenet_fn.models import LENET5
 from lenet_fn.parallel import Workers, default_threads
 from lenet_fn.rundir import RunFiles
 from lenet_fn.state import initial_state, prepare_data
+from lenet_fn.warps import distorted_batch
 
 EPOCH_IMAGES = 60000
 
@@ -49,7 +50,7 @@ def epoch_phases(dataset: Mnist, images: int = 6000) -> tuple[dict[str, float], 
         state = _timed(seconds, "order", lambda: start_epoch(run, initial_state(LENET5, config)))
         for index, rows in enumerate(minibatches(state.order, config.batch_size)):
             x = _timed(seconds, "batch gathering", lambda: data.train_x[rows])
-            x = _timed(seconds, "distortions", lambda: distorted_batch(x, config, (config.seed, 0, index), run.background))
+            x = _timed(seconds, "distortions", lambda: distorted_batch(x, config.distortion_ranges, (config.seed, 0, index), run.background))
             state = _timed(seconds, "training steps", lambda: train_batch(run, state, rows, x))
         phases = {phase: value * scale for phase, value in seconds.items()}
         state, _ = _timed(phases, "test evaluation", lambda: end_epoch(run, state))

@@ -6,16 +6,17 @@ the state after the last complete step, which resumes bit-for-bit.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import IO, Any
 
 import attrs
 import numpy as np
 
 from lenet_fn.arrays import FloatArray, IntArray
-from lenet_fn.augment import distort
 from lenet_fn.batch import estimate_curvature, forward_backward, predict_outputs
 from lenet_fn.config import TrainConfig
 from lenet_fn.data import count_batches, epoch_order, minibatches
@@ -24,14 +25,12 @@ from lenet_fn.parallel import SEQUENTIAL, Workers, prefetched
 from lenet_fn.params import tree_leaves
 from lenet_fn.protocol import Model
 from lenet_fn.state import EpochMetrics, EpochProgress, PreparedData, TrainingDiverged, TrainingInterrupted, TrainState
+from lenet_fn.warps import WarpWorker, distorted_batch
 
 
-def distorted_batch(x: FloatArray, config: TrainConfig, seed: tuple[int, int, int], background: float) -> FloatArray:
-    """The batch ``x`` warped by ``augment.distort``, its warps drawn from a generator seeded by
-    ``seed`` = (run seed, epoch, batch): a resumed run draws the same warps, whatever the threads."""
-    images = x.reshape(x.shape[0], 1, 28, 28) if x.ndim == 2 else x  # the MLP's flat inputs
-    rng = np.random.default_rng(seed)
-    return distort(images, rng, fill=background, ranges=config.distortion_ranges).reshape(x.shape)
+WARP_PROCESS_MIN_STEPS = 500
+"""The fewest steps a run must have left for its warps to go to a process of their own
+(``warps.WarpWorker``): starting one costs about as much as warping a few hundred batches."""
 
 
 class ProgressLine:
@@ -161,24 +160,39 @@ def train_batch(run: Run, state: TrainState, rows: IntArray, x: FloatArray) -> T
     return attrs.evolve(state, params=params, velocity=velocity, progress=progress)
 
 
-def train_epoch(run: Run, state: TrainState) -> Iterator[TrainState]:
-    """The rest of the epoch in progress, one state per step. With more than one thread and
-    distortions, the next batch is warped on a thread of its own while this one trains."""
+def train_epoch(run: Run, state: TrainState, warps: WarpWorker | None = None) -> Iterator[TrainState]:
+    """The rest of the epoch in progress, one state per step. With distortions, the next batches
+    are warped by ``warps`` (a process of their own) while this one trains, or without it, with
+    more than one thread, on a thread of their own; the batches are the same either way."""
     order = state.order
     if order is None:
         raise ValueError("state: the epoch has no order yet (call start_epoch first)")
-    epoch, background = state.epoch, run.background
+    epoch, background, config = state.epoch, run.background, run.config
 
     def batch_inputs(numbered: tuple[int, IntArray]) -> tuple[IntArray, FloatArray]:
         index, rows = numbered
         x = run.data.train_x[rows]
-        return rows, (distorted_batch(x, run.config, (run.config.seed, epoch, index), background) if run.config.distort else x)
+        return rows, (distorted_batch(x, config.distortion_ranges, (config.seed, epoch, index), background) if config.distort else x)
 
     start = state.progress.batch
-    numbered = enumerate(minibatches(order, run.config.batch_size, start=start), start)
-    for rows, x in prefetched(batch_inputs, numbered, ahead=run.config.distort and run.workers.threads > 1):
+    numbered = enumerate(minibatches(order, config.batch_size, start=start), start)
+    if warps is not None and config.distort:
+        inputs = warps.batches(epoch, numbered)
+    else:
+        inputs = prefetched(batch_inputs, numbered, ahead=config.distort and run.workers.threads > 1)
+    for rows, x in inputs:
         state = train_batch(run, state, rows, x)
         yield state
+
+
+def warp_worker(run: Run, state: TrainState) -> AbstractContextManager[WarpWorker | None]:
+    """A ``WarpWorker`` for the rest of the run when it warps, has a second thread and at least
+    ``WARP_PROCESS_MIN_STEPS`` steps to go; otherwise ``None`` (``train_epoch`` warps here)."""
+    config = run.config
+    steps_left = (config.epochs - state.epoch) * run.batches - state.progress.batch
+    if not config.distort or run.workers.threads < 2 or steps_left < WARP_PROCESS_MIN_STEPS:
+        return contextlib.nullcontext(None)
+    return WarpWorker(run.data.train_x, config.distortion_ranges, config.seed, run.background)
 
 
 def check_weights(run: Run, state: TrainState, epoch_start: TrainState) -> None:
@@ -252,17 +266,18 @@ def fit(
     run = Run(model, config, data, workers)
     line = ProgressLine(progress)
     try:
-        while state.epoch < config.epochs:
-            state = epoch_start = start_epoch(run, state)
-            for state in train_epoch(run, state):
-                line.show(progress_text(run, state))
-                if on_batch_end is not None:
-                    on_batch_end(state)
-            line.clear()
-            check_weights(run, state, epoch_start)
-            state, metrics = end_epoch(run, state)
-            if on_epoch_end is not None:
-                on_epoch_end(state, metrics)
+        with warp_worker(run, state) as warps:
+            while state.epoch < config.epochs:
+                state = epoch_start = start_epoch(run, state)
+                for state in train_epoch(run, state, warps):
+                    line.show(progress_text(run, state))
+                    if on_batch_end is not None:
+                        on_batch_end(state)
+                line.clear()
+                check_weights(run, state, epoch_start)
+                state, metrics = end_epoch(run, state)
+                if on_epoch_end is not None:
+                    on_epoch_end(state, metrics)
     except KeyboardInterrupt as interrupt:
         line.clear()
         raise TrainingInterrupted(state, interrupt) from None

@@ -23,6 +23,7 @@ from lenet_fn.models import LENET5, get_model
 from lenet_fn.optim import momentum_init
 from lenet_fn.parallel import Workers
 from lenet_fn.params import tree_leaves
+from lenet_fn.warps import WarpWorker
 
 EPOCH_LINE = re.compile(
     r"^epoch +\d+/\d+  loss \d+\.\d{4}  train error +\d+\.\d\d%  test error +\d+\.\d\d%  +\d+\.\d s  +\d+ images/s$"
@@ -122,11 +123,15 @@ SDLM_AND_DISTORTIONS = {"optimizer": "sdlm", "lr": 5e-4, "momentum": 0.0, "warmu
         (0, 11, {"repeat": 2, "distort": True}),
         (0, 3, {**SDLM_AND_DISTORTIONS, "sdlm_every": 3}),  # the curvature is re-estimated as the run resumes
         (1, 4, {**SDLM_AND_DISTORTIONS, "sdlm_every": 3}),  # ... and a step before it is
+        (0, 5, {"distort": True, "warp_process_min_steps": 1}),  # warps made by a worker process
     ],
     ids=["momentum-epoch1", "momentum-epoch2", "sdlm-distort-epoch1", "sdlm-distort-epoch2", "repeat2-second-pass",
-         "sdlm-every3-at-an-estimate", "sdlm-every3-between-estimates"],
+         "sdlm-every3-at-an-estimate", "sdlm-every3-between-estimates", "distort-worker-process"],
 )
-def test_an_interrupted_run_resumes_bit_for_bit(mnist: Any, tmp_path: Path, epoch: int, batch: int, settings: dict[str, Any]) -> None:
+def test_an_interrupted_run_resumes_bit_for_bit(
+    mnist: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, epoch: int, batch: int, settings: dict[str, Any]
+) -> None:
+    monkeypatch.setattr(loop, "WARP_PROCESS_MIN_STEPS", settings.pop("warp_process_min_steps", loop.WARP_PROCESS_MIN_STEPS))
     config = train.TrainConfig(**{"epochs": 2, "batch_size": 40, "lr": 0.002, "limit": 320, "threads": 2, "seed": 7, **settings})
     data = small_data("lenet5", mnist, train_count=320)
     with Workers(2) as workers:
@@ -167,15 +172,23 @@ def test_sdlm_estimates_the_curvature_on_the_images_about_to_be_trained_on(
     assert len(state.history) == 2
 
 
-def test_warping_ahead_on_a_thread_gives_the_run_warping_inline_gives(mnist: Any) -> None:
-    # a batch of 40 is one part on 1 or 2 threads; with 2 the warps are made on a prefetch thread
-    config = train.TrainConfig(epochs=1, batch_size=40, lr=0.002, limit=200, seed=3, distort=True, threads=2)
+def test_warping_ahead_on_a_thread_or_a_process_gives_the_run_warping_inline_gives(mnist: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a batch of 40 is one part on 1 or 2 threads; with 2 the warps are made on a prefetch thread,
+    # or in a worker process once the run has WARP_PROCESS_MIN_STEPS steps to go
+    config = train.TrainConfig(epochs=2, batch_size=40, lr=0.002, limit=200, seed=3, distort=True, threads=2)
     data = small_data("lenet5", mnist, train_count=200, test_count=50)
-    with Workers(2) as workers:  # BLAS on one thread for both runs (its thread count changes rounding)
+    workers_started: list[Any] = []
+    monkeypatch.setattr(loop, "WarpWorker", lambda *args: workers_started.append(args) or WarpWorker(*args))
+    with Workers(2) as workers:  # BLAS on one thread for every run (its thread count changes rounding)
         ahead = train.fit(LENET5, config, data, train.initial_state(LENET5, config), workers=workers)
+        assert not workers_started  # 10 steps: not worth a process
+        monkeypatch.setattr(loop, "WARP_PROCESS_MIN_STEPS", 10)
+        in_process = train.fit(LENET5, config, data, train.initial_state(LENET5, config), workers=workers)
+        assert len(workers_started) == 1  # one for the whole run
         inline = train.fit(LENET5, config, data, train.initial_state(LENET5, config))
-    for one, other in zip(tree_leaves(ahead.params), tree_leaves(inline.params), strict=True):
+    for one, other, third in zip(tree_leaves(ahead.params), tree_leaves(inline.params), tree_leaves(in_process.params), strict=True):
         np.testing.assert_array_equal(one, other)
+        np.testing.assert_array_equal(third, other)
     undistorted = train.fit(LENET5, attrs.evolve(config, distort=False), data, train.initial_state(LENET5, config))
     assert not np.array_equal(tree_leaves(undistorted.params)[0], tree_leaves(inline.params)[0])
 

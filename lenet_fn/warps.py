@@ -1,0 +1,232 @@
+"""The training batches' random distortions, in this process (``distorted_batch``) or in a child
+process of their own (``WarpWorker``) that warps the next batches while the step trains.
+
+Why a process and not a thread: the warps and the step of a 32-image batch both spend much of
+their time in Python between short NumPy calls, and only one thread runs Python at a time (the
+GIL), so a thread warping beside the step slows the step down by about as much as the warps take
+(the docs' speed page has the measurement); a process does not share the GIL.
+
+The worker is ``python -m lenet_fn.warps``, started with ``subprocess`` (so it works from any
+script, with no ``if __name__ == "__main__"`` guard). It reads the run's training inputs once from
+its standard input, then one request per batch (the batch's epoch, index and rows) and answers
+with ``distorted_batch``'s array: the same bytes as warping in this process, whatever runs where.
+It runs in a session of its own, so a Ctrl-C on the terminal reaches only the training process,
+and it ends when its input closes, so it never outlives the run. A batch the worker could not
+warp (it answers so, or it has stopped) is warped here, where any error is raised as usual.
+"""
+
+from __future__ import annotations
+
+import collections
+import fcntl
+import json
+import signal
+import struct
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+from typing import BinaryIO
+
+import numpy as np
+
+from lenet_fn.arrays import FloatArray, IntArray
+from lenet_fn.augment import DistortionRanges, distort
+
+AHEAD = 4
+"""Batches requested from the worker before the first is read (its answers wait in the pipe)."""
+_PIPE_BYTES = 1 << 20
+"""The pipe size asked of Linux for the worker's answers, so that several fit in it."""
+_REQUEST = struct.Struct("<3q")  # epoch, batch index, rows that follow (int64 each)
+_WARPED, _FAILED = b"\x00", b"\x01"
+
+
+def distorted_batch(x: FloatArray, ranges: DistortionRanges, seed: tuple[int, int, int], background: float) -> FloatArray:
+    """The batch ``x`` warped by ``augment.distort``, its warps drawn from a generator seeded by
+    ``seed`` = (run seed, epoch, batch): a resumed run draws the same warps, whatever the threads.
+
+    Args:
+        x: the batch's model inputs, shape (N, C, H, W), or (N, 784) for flat 28x28 images.
+        ranges: how far the warps go.
+        seed: (run seed, epoch, batch index).
+        background: the value of a blank pixel, filled in where a warp reads outside the image.
+
+    Returns:
+        The warped batch, the shape and dtype of ``x``.
+    """
+    images = x.reshape(x.shape[0], 1, 28, 28) if x.ndim == 2 else x  # the MLP's flat inputs
+    rng = np.random.default_rng(seed)
+    return distort(images, rng, fill=background, ranges=ranges).reshape(x.shape)
+
+
+def _read_exactly(stream: BinaryIO, buffer: memoryview) -> bool:
+    """Fills ``buffer`` from ``stream``; False if the stream ends first."""
+    filled = 0
+    while filled < len(buffer):
+        count = stream.readinto(buffer[filled:])  # type: ignore[attr-defined]
+        if not count:
+            return False
+        filled += count
+    return True
+
+
+class WarpWorker:
+    """A child process warping batches of ``train_x``, used as a context manager.
+
+    Args:
+        train_x: the run's training inputs (the rows a request names are rows of it).
+        ranges: how far the warps go.
+        seed: the run's seed.
+        background: the value of a blank pixel.
+    """
+
+    def __init__(self, train_x: FloatArray, ranges: DistortionRanges, seed: int, background: float) -> None:
+        self.train_x, self.ranges, self.seed, self.background = train_x, ranges, seed, background
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> WarpWorker:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "lenet_fn.warps"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0, start_new_session=True,
+        )  # fmt: skip
+        try:
+            fcntl.fcntl(self._process.stdout.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)  # type: ignore[union-attr]
+        except OSError:  # a smaller pipe only means fewer answers wait in it
+            pass
+        try:
+            images = np.ascontiguousarray(self.train_x)
+            settings = {"shape": images.shape, "dtype": images.dtype.str, "seed": self.seed, "background": self.background,
+                        "ranges": [self.ranges.translate, self.ranges.scale, self.ranges.squeeze, self.ranges.shear]}  # fmt: skip
+            header = json.dumps(settings).encode()
+            self._send(struct.pack("<q", len(header)) + header, images.data.cast("B"))
+        except BaseException:  # a Ctrl-C while the inputs go over, say
+            self._stop()
+            raise
+        return self
+
+    @property
+    def running(self) -> bool:
+        """Whether the worker is still answering (after a failure, batches are warped here)."""
+        return self._process is not None
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id, while it runs."""
+        return None if self._process is None else self._process.pid
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None) -> None:
+        self._stop()
+
+    def _send(self, *parts: bytes | memoryview) -> None:
+        """Writes ``parts`` to the worker, whole; stops it if it cannot take them."""
+        if self._process is None:
+            return
+        try:
+            for part in parts:
+                view = memoryview(part).cast("B")
+                while view:
+                    view = view[self._process.stdin.write(view) :]  # type: ignore[union-attr]
+        except OSError:  # it has stopped (a broken pipe)
+            self._stop()
+
+    def _stop(self) -> None:
+        """Closes the worker's pipes and waits for it to end (it ends when its input closes)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        for pipe in (process.stdin, process.stdout):
+            try:
+                pipe.close()  # type: ignore[union-attr]
+            except OSError:
+                pass
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def _receive(self, x: FloatArray) -> bool:
+        """Reads the worker's answer into ``x``; False if it could not warp the batch or has stopped."""
+        if self._process is None:
+            return False
+        stream: BinaryIO = self._process.stdout  # type: ignore[assignment]
+        status = bytearray(b"?")
+        if _read_exactly(stream, memoryview(status)) and status == _FAILED:
+            return False
+        if status == _WARPED and _read_exactly(stream, x.data.cast("B")):
+            return True
+        self._stop()  # it ended mid-answer (or never answered)
+        return False
+
+    def batches(self, epoch: int, numbered: Iterable[tuple[int, IntArray]]) -> Iterator[tuple[IntArray, FloatArray]]:
+        """``(rows, distorted_batch(train_x[rows], ...))`` for each numbered batch of ``epoch``, in
+        order, the worker ``AHEAD`` batches ahead. Closing the iterator early stops the worker (its
+        answers to the batches not taken would be read as the next ones)."""
+        pending: collections.deque[tuple[int, IntArray]] = collections.deque()
+        items = iter(numbered)
+        try:
+            while True:
+                while len(pending) < AHEAD and (item := next(items, None)) is not None:
+                    rows = np.ascontiguousarray(item[1], dtype="<i8")
+                    self._send(_REQUEST.pack(epoch, item[0], rows.shape[0]), rows.data.cast("B"))
+                    pending.append(item)
+                if not pending:
+                    return
+                index, rows = pending.popleft()
+                yield rows, self._warped(epoch, index, rows)
+        finally:
+            if pending:
+                self._stop()
+
+    def _warped(self, epoch: int, index: int, rows: IntArray) -> FloatArray:
+        """The worker's answer for the batch, or (when it could not warp it) the batch warped here."""
+        warped = np.empty((rows.shape[0], *self.train_x.shape[1:]), dtype=self.train_x.dtype)
+        if self._receive(warped):
+            return warped
+        return distorted_batch(self.train_x[rows], self.ranges, (self.seed, epoch, index), self.background)
+
+
+def serve(source: BinaryIO, sink: BinaryIO) -> None:
+    """The worker's loop: the inputs, then one answer per request, until ``source`` ends."""
+    length = bytearray(8)
+    if not _read_exactly(source, memoryview(length)):
+        return
+    header = bytearray(struct.unpack("<q", length)[0])
+    if not _read_exactly(source, memoryview(header)):
+        return
+    settings = json.loads(header)
+    images = np.empty(tuple(settings["shape"]), dtype=np.dtype(settings["dtype"]))
+    if not _read_exactly(source, images.data.cast("B")):
+        return
+    ranges = DistortionRanges(*settings["ranges"])
+    seed_and_request = bytearray(_REQUEST.size)
+    while _read_exactly(source, memoryview(seed_and_request)):
+        epoch, index, count = _REQUEST.unpack(seed_and_request)
+        rows = np.empty(count, dtype="<i8")
+        if not _read_exactly(source, rows.data.cast("B")):
+            return
+        try:
+            warped = distorted_batch(images[rows], ranges, (settings["seed"], epoch, index), settings["background"])
+        except Exception:  # the training process warps this batch itself and reports what goes wrong
+            sink.write(_FAILED)
+        else:
+            sink.write(_WARPED)
+            sink.write(np.ascontiguousarray(warped).data.cast("B"))
+        sink.flush()
+
+
+def main() -> int:
+    """``python -m lenet_fn.warps``: serves a training process's requests on stdin and stdout."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the training process stops this one
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    try:
+        serve(sys.stdin.buffer, sys.stdout.buffer)
+    except (BrokenPipeError, ConnectionResetError):  # the training process has stopped reading
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

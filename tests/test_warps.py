@@ -1,0 +1,104 @@
+"""The warp worker process: the batches it gives are ``distorted_batch``'s, whatever happens to it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lenet_fn.augment import DistortionRanges
+from lenet_fn.warps import AHEAD, WarpWorker, distorted_batch
+
+RANGES = DistortionRanges(translate=3.0, scale=0.2, squeeze=0.1, shear=0.3)
+
+
+def numbered_rows(rng: np.random.Generator, count: int, batches: int, size: int = 16) -> list[tuple[int, np.ndarray]]:
+    return [(index, rng.permutation(count)[:size]) for index in range(batches)]
+
+
+def expected(x: np.ndarray, epoch: int, numbered: list[tuple[int, np.ndarray]], seed: int = 5) -> list[np.ndarray]:
+    return [distorted_batch(x[rows], RANGES, (seed, epoch, index), -0.1) for index, rows in numbered]
+
+
+@pytest.mark.parametrize("shape", [(1, 32, 32), (784,)], ids=["images", "flat-mlp-inputs"])
+def test_the_worker_gives_the_batches_warped_here(rng: np.random.Generator, shape: tuple[int, ...]) -> None:
+    x = rng.random((300, *shape)).astype(np.float32)
+    numbered = numbered_rows(rng, 300, 3 * AHEAD + 1)
+    with WarpWorker(x, RANGES, 5, -0.1) as worker:
+        for epoch in (0, 4):
+            batches = list(worker.batches(epoch, numbered))
+            assert [rows.tolist() for rows, _ in batches] == [rows.tolist() for _, rows in numbered]
+            for (_, got), want in zip(batches, expected(x, epoch, numbered), strict=True):
+                assert got.dtype == want.dtype and got.shape == want.shape
+                np.testing.assert_array_equal(got, want)
+        assert list(worker.batches(1, [])) == []
+        assert worker.running
+
+
+def test_a_batch_the_worker_cannot_warp_raises_here_and_the_rest_are_right(rng: np.random.Generator) -> None:
+    x = rng.random((100, 1, 28, 28)).astype(np.float32)
+    good = numbered_rows(rng, 100, 2)
+    with WarpWorker(x, RANGES, 5, -0.1) as worker:
+        with pytest.raises(IndexError):  # what warping here raises, not a message from the worker
+            list(worker.batches(0, [*good, (2, np.array([3, 100]))]))
+        assert worker.running  # nothing was left unread
+        with pytest.raises(IndexError):
+            list(worker.batches(0, [good[0], (2, np.array([3, 100])), good[1]]))
+        assert not worker.running  # its answer to the batch after would be read as the next one's: stopped
+        assert [batch.tolist() for _, batch in worker.batches(0, good)] == [batch.tolist() for batch in expected(x, 0, good)]
+
+
+def test_a_worker_that_dies_leaves_the_batches_unchanged(rng: np.random.Generator) -> None:
+    x = rng.random((200, 1, 32, 32)).astype(np.float32)
+    numbered = numbered_rows(rng, 200, 2 * AHEAD + 2)
+    with WarpWorker(x, RANGES, 5, -0.1) as worker:
+        batches = worker.batches(2, numbered)
+        first = [next(batches)[1] for _ in range(3)]
+        assert worker.pid is not None
+        os.kill(worker.pid, signal.SIGKILL)
+        rest = [x for _, x in batches]
+        assert not worker.running
+    for got, want in zip(first + rest, expected(x, 2, numbered), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_the_worker_ignores_ctrl_c_on_the_terminal_and_ends_with_the_run(tmp_path: Path) -> None:
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent("""
+        import os, sys, time
+        import numpy as np
+        from lenet_fn.augment import DistortionRanges
+        from lenet_fn.warps import WarpWorker
+        with WarpWorker(np.zeros((10, 1, 28, 28), np.float32), DistortionRanges(), 0, 0.0) as worker:
+            print(worker.pid, os.getsid(worker.pid), os.getsid(0), flush=True)
+            time.sleep(60)
+    """))
+    run = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert run.stdout is not None
+        pid, worker_session, run_session = map(int, run.stdout.readline().split())
+        assert worker_session != run_session  # a Ctrl-C on the terminal goes to the run's group only
+        run.kill()  # no chance to stop the worker: it ends when its input closes
+        run.wait()
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(pid)
+    finally:
+        run.kill()
+        run.wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
