@@ -3,11 +3,16 @@
 
 Activations stay channel-last, (N, H, W, C), and every convolution is one matrix product whose
 left factor holds, per row, a patch of kh rows and ``block`` + kw - 1 columns of the input (rows of
-a strided view, whole pixels adjacent in memory, copied once) and whose right factor is a banded
-(Toeplitz) matrix holding the kernels at each of the ``block`` offsets. The product does
-(``block`` + kw - 1) / ``block`` times the useful multiplications, but its matrices are wide enough
-for BLAS to run near its speed: im2col's are 6 x 25 for C1 and 16 x 150 for C3, which BLAS runs
-far below it. Subsampling adds the four strided taps of each window.
+a strided view, whole pixels adjacent in memory, copied once) and a 1 for the bias, and whose
+right factor is a banded (Toeplitz) matrix holding the kernels at each of the ``block`` offsets,
+then the biases. The product does (``block`` + kw - 1) / ``block`` times the useful multiplications,
+but its matrices are wide enough for BLAS to run near its speed: im2col's are 6 x 25 for C1 and
+16 x 150 for C3, which BLAS runs far below it.
+
+The squashing function ``A tanh(S z)`` costs one ``np.tanh`` pass: S is folded into the weights and
+biases of the layer before it and A into the weights (or coefficients) of the layer after it, so
+each layer computes ``S z`` from ``tanh(S z)`` of the layer before; F6's output is scaled by A for
+the RBF layer. Subsampling adds each window's two rows, then each pair of columns.
 """
 
 from __future__ import annotations
@@ -26,16 +31,10 @@ C3_BLOCK = 5
 """Output columns of C3 per row of its banded product (10 = 2 x 5)."""
 
 
-def squash(x: FloatArray) -> FloatArray:
-    """``1.7159 tanh(2/3 x)`` as ``2A / (1 + exp(-2 S x)) - A`` (as ``ops.squash_forward``), in place
-    on a fresh array: ``x`` itself is not changed."""
-    out = np.multiply(x, x.dtype.type(-2.0 * SQUASH_SLOPE))
-    with np.errstate(over="ignore", under="ignore"):
-        np.exp(out, out=out)
-    out += 1.0
-    np.divide(x.dtype.type(2.0 * SQUASH_AMPLITUDE), out, out=out)
-    out -= x.dtype.type(SQUASH_AMPLITUDE)
-    return out
+def tanh(x: FloatArray) -> FloatArray:
+    """``np.tanh`` of a fresh intermediate, in place."""
+    result: FloatArray = np.tanh(x, out=x)
+    return result
 
 
 def banded_kernels(w: FloatArray, block: int) -> FloatArray:
@@ -52,11 +51,11 @@ def banded_kernels(w: FloatArray, block: int) -> FloatArray:
 
 def conv_channels_last(x: FloatArray, w: FloatArray, b: FloatArray, block: int = 1) -> FloatArray:
     """A valid convolution of channel-last inputs as one matrix product: each row of the left
-    factor a patch of kh rows and ``block`` + kw - 1 columns (a strided view's rows, copied once),
-    the right factor ``banded_kernels`` (``block`` 1: im2col's own product).
+    factor a patch of kh rows and ``block`` + kw - 1 columns (a strided view's rows, copied once)
+    and a 1, the right factor ``banded_kernels`` and the biases (``block`` 1: im2col's own product).
 
     Args:
-        x: inputs, shape (N, H, W, C), C-contiguous.
+        x: inputs, shape (N, H, W, C).
         w: kernels, shape (F, C, kh, kw).
         b: biases, shape (F,).
         block: output columns per product row; must divide W - kw + 1.
@@ -73,21 +72,26 @@ def conv_channels_last(x: FloatArray, w: FloatArray, b: FloatArray, block: int =
     s_n, s_h, s_w = x.strides[:3]
     span = (block + kw - 1) * c  # a patch row: whole pixels of C channels, adjacent in memory
     patches = as_strided(x, shape=(n, ho, wo // block, kh, span), strides=(s_n, s_h, block * s_w, s_h, x.itemsize), writeable=False)
-    out = patches.reshape(n * ho * (wo // block), kh * span) @ banded_kernels(w, block)
-    out = out.reshape(n, ho, wo, f)
-    out += b
+    left = np.empty((n, ho, wo // block, kh * span + 1), dtype=x.dtype)
+    left[..., :-1].reshape(patches.shape)[...] = patches  # (a view: the last axis is split, not copied)
+    left[..., -1] = 1
+    right = np.concatenate([banded_kernels(w, block), np.tile(b, block)[None, :]])
+    out: FloatArray = (left.reshape(-1, kh * span + 1) @ right).reshape(n, ho, wo, f)
     return out
 
 
 def subsample_channels_last(x: FloatArray, coeff: FloatArray, bias: FloatArray) -> FloatArray:
     """LeNet-5's 2 x 2 subsampling of channel-last inputs (N, H, W, C): ``coeff * window sum + bias``,
-    shape (N, H // 2, W // 2, C)."""
-    h, w = x.shape[1] // 2 * 2, x.shape[2] // 2 * 2
-    total = x[:, 0:h:2, 0:w:2] + x[:, 0:h:2, 1:w:2]
-    total += x[:, 1:h:2, 0:w:2]
-    total += x[:, 1:h:2, 1:w:2]
-    total *= coeff
-    total += bias
+    shape (N, H // 2, W // 2, C). Each window's rows are added first (runs of whole rows), then
+    its two columns; the coefficients and biases are tiled along a row, so each pass runs along
+    whole rows rather than C values at a time."""
+    h, w, c = x.shape[1] // 2 * 2, x.shape[2] // 2 * 2, x.shape[3]
+    rows = x[:, 0:h:2, :w] + x[:, 1:h:2, :w]  # (N, H // 2, W, C)
+    pairs = rows.reshape(x.shape[0], h // 2, w // 2, 2 * c)
+    total = pairs[..., :c] + pairs[..., c:]
+    flat = total.reshape(x.shape[0] * (h // 2), (w // 2) * c)
+    flat *= np.tile(coeff, w // 2)
+    flat += np.tile(bias, w // 2)
     return total
 
 
@@ -111,13 +115,16 @@ def lenet5_infer(params: LeNet5Params, x: FloatArray, table: np.ndarray[tuple[in
     """
     x = check_float_array("x", x, layout="(N, 1, 32, 32)")
     check_shape("x", x, (x.shape[0], 1, 32, 32), "(prepared 32x32 images)")
+    slope, amplitude = x.dtype.type(SQUASH_SLOPE), x.dtype.type(SQUASH_AMPLITUDE)
+    gain = slope * amplitude  # a layer fed by a squashed one: A from that squash, S for its own
     images = np.ascontiguousarray(x[:, 0, :, :, None])  # (N, 32, 32, 1)
-    a = squash(conv_channels_last(images, params.c1.w, params.c1.b, block=C1_BLOCK))
-    a = squash(subsample_channels_last(a, params.s2.coeff, params.s2.bias))
-    a = squash(conv_channels_last(a, dense_kernels(params.c3, table), params.c3.b, block=C3_BLOCK))
-    a = squash(subsample_channels_last(a, params.s4.coeff, params.s4.bias))
-    a = squash(conv_channels_last(a, params.c5.w, params.c5.b).reshape(x.shape[0], -1))
-    a = squash(a @ params.f6.w.T + params.f6.b)
+    t = tanh(conv_channels_last(images, slope * params.c1.w, slope * params.c1.b, block=C1_BLOCK))
+    t = tanh(subsample_channels_last(t, gain * params.s2.coeff, slope * params.s2.bias))
+    t = tanh(conv_channels_last(t, gain * dense_kernels(params.c3, table), slope * params.c3.b, block=C3_BLOCK))
+    t = tanh(subsample_channels_last(t, gain * params.s4.coeff, slope * params.s4.bias))
+    t = tanh(conv_channels_last(t, gain * params.c5.w, slope * params.c5.b).reshape(x.shape[0], -1))
+    a = tanh(t @ (gain * params.f6.w).T + slope * params.f6.b)
+    a *= amplitude
     centers = rbf_centers(a.dtype)
     difference = a[:, None, :] - centers[None, :, :]
     distances: FloatArray = np.einsum("nkd,nkd->nk", difference, difference)
