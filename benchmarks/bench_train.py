@@ -13,7 +13,9 @@ Reports, in one run:
 - with --torch (and PyTorch installed): the same LeNet-5 in PyTorch (same threads, batch, dtype)
   and the ratio of the two; evaluation against PyTorch's plain LeNet-5 on 1 and on 2 threads; a
   script composing the public functions (``composed_step.py``, a fresh process, one thread)
-  against PyTorch's same LeNet-5 on one thread;
+  against PyTorch's same LeNet-5 on one thread; the step at the default run's batch of 32 on one
+  thread against PyTorch's; the NumPy floor of the step and of evaluation (``numpy_floor.py``)
+  against PyTorch's;
 - the default run's epoch broken into its phases (``epoch_phases.py``), and the GFLOP/s of the
   step against what BLAS reaches on large matrices on the same threads.
 
@@ -49,6 +51,7 @@ from lenet_fn.runtime import reuse_freed_memory
 from lenet_fn.train import DEFAULTS, forward_backward, predict_outputs
 
 from epoch_phases import epoch_phases, sgemm_peak, step_flops
+from numpy_floor import floors
 
 
 def best_of(run: Callable[[], object], *, repeats: int, number: int) -> float:
@@ -306,19 +309,30 @@ def torch_plain_lenet5_images_per_second(
 
 def print_phases(dataset: Any, batch: int, step_speed: float, threads: int) -> None:
     """The default run's epoch by phase, and the step's GFLOP/s against BLAS on large matrices."""
-    phases, fitted = epoch_phases(dataset)
+    phases, whole = epoch_phases(dataset)
     print(f"\nthe default run's epoch (batch 32, distortions, {default_threads()} thread(s)), s per 60,000 images, each phase alone")
     for phase, seconds in phases.items():
         print(f"  {phase:<18} {seconds:6.2f}")
-    print(f"  {'sum':<18} {sum(phases.values()):6.2f}   as fit runs it (warps on the other thread): {fitted:.2f}")
+    print(f"  {'sum':<18} {sum(phases.values()):6.2f}")
+    for way, seconds in whole.items():
+        print(f"  the epoch as fit runs it, {way}: {seconds:.2f}")
     achieved = step_flops(batch) * step_speed / batch / 1e9
     peak = sgemm_peak(threads)
     print(f"\nLeNet-5 step at batch {batch}: {achieved:.1f} GFLOP/s of the {peak:.0f} that float32 BLAS reaches on "
           f"2048x2048 matrices on {threads} thread(s) ({100 * achieved / peak:.0f}%)")
 
 
+def print_floor(batch: int, torch_one: float, torch_eval_one: float) -> None:
+    """The NumPy floor of the step and of evaluation on one thread (``numpy_floor.py``) against
+    the issue's targets: twice PyTorch's step, 1.5 times its evaluation."""
+    step, evaluation = (batch / sum(pieces.values()) for pieces in floors(batch))
+    print(f"  NumPy floor on 1 thread (numpy_floor.py): step {step:.0f} images/s, {step / torch_one:.2f}x PyTorch's same "
+          f"LeNet-5; evaluation {evaluation:.0f} images/s, {evaluation / torch_eval_one:.2f}x its plain LeNet-5")
+
+
 def print_torch(x5: Any, labels: Any, test_x: Any, args: argparse.Namespace, ours: dict[str, float], ours_eval: dict[str, float]) -> None:
-    """PyTorch side by side: the training step, evaluation on 1 and 2 threads, a composed script."""
+    """PyTorch side by side: the training step (also at the default run's batch on one thread),
+    evaluation on 1 and 2 threads, a composed script, and the NumPy floor."""
     try:
         torch_speed = torch_lenet5_images_per_second(x5, labels, args.threads, args.steps)
         plain_speed, _ = torch_plain_lenet5_images_per_second(x5, labels, test_x, args.threads, args.steps)
@@ -332,11 +346,16 @@ def print_torch(x5: Any, labels: Any, test_x: Any, args: argparse.Namespace, our
           f"   lenet_fn / PyTorch = {ours['lenet5'] / torch_speed:.2f}")
     print(f"  plain LeNet-5 (tanh, average pooling, cross-entropy):      {plain_speed:7.0f} images/s"
           f"   lenet_fn lenet5 / this = {ours['lenet5'] / plain_speed:.2f}")
+    small = DEFAULTS["lenet5"].batch_size
+    torch_small = torch_lenet5_images_per_second(x5[:small], labels[:small], 1, 4 * args.steps)
+    print(f"  the same LeNet-5 at batch {small} on 1 thread:                {torch_small:7.0f} images/s"
+          f"   lenet_fn / PyTorch = {ours['lenet5 at the default batch'] / torch_small:.2f}")
     params = LENET5.init(np.random.default_rng(0))
+    theirs_by_threads = {}
     for threads in (1, 2):
         with Workers(threads) as workers:
             mine = 10000 / best_of(lambda: predict_outputs(LENET5, params, test_x, workers=workers), repeats=3, number=1)
-        _, theirs = torch_plain_lenet5_images_per_second(x5, labels, test_x, threads, 1)
+        _, theirs = theirs_by_threads[threads] = torch_plain_lenet5_images_per_second(x5, labels, test_x, threads, 1)
         print(f"  evaluation, {threads} thread(s): lenet_fn {mine:7.0f}, PyTorch plain LeNet-5 {theirs:7.0f} images/s   ratio {mine / theirs:.2f}")
     script = str(Path(__file__).resolve().parent / "composed_step.py")
     flags = ["--batch-size", str(args.batch_size), "--steps", str(args.steps)]
@@ -346,6 +365,7 @@ def print_torch(x5: Any, labels: Any, test_x: Any, args: argparse.Namespace, our
     print(f"  a script composing the public functions, 1 thread: {composed[0]:.0f} images/s ({composed[1]:.0f} after "
           f"runtime.reuse_freed_memory()), PyTorch's same LeNet-5 on 1 thread {torch_one:.0f}   ratios "
           f"{composed[0] / torch_one:.2f}, {composed[1] / torch_one:.2f}")
+    print_floor(args.batch_size, torch_one, theirs_by_threads[1][1])
 
 
 def main() -> int:
@@ -373,9 +393,9 @@ def main() -> int:
             print(f"  {name:<12} {ours[name]:8.0f} images/s   ({60000 / ours[name]:5.1f} s per epoch of 60,000)")
         small = DEFAULTS["lenet5"].batch_size
         x_small = LENET5.prepare(dataset.train_images[rows[:small]], np.float32)
-        small_speed = step_images_per_second(LENET5, x_small, labels[:small], workers, 4 * args.steps)
-        print(f"  lenet5 at batch {small} (the default run's): {small_speed:.0f} images/s on "
-              f"{len(workers.split(small))} of {workers.threads} thread(s) ({60000 / small_speed:.1f} s per epoch)")
+        small_speed = ours["lenet5 at the default batch"] = step_images_per_second(LENET5, x_small, labels[:small], Workers(1), 4 * args.steps)
+        print(f"  lenet5 at batch {small} (the default run's): {small_speed:.0f} images/s on 1 thread "
+              f"({60000 / small_speed:.1f} s per epoch)")
 
         print("\nevaluation (forward only, 10,000 test images)")
         for name, model in MODELS.items():

@@ -1,10 +1,10 @@
 """Where an epoch of the default ``python -m lenet_fn.train`` goes, and how fast its step computes.
 
 ``epoch_phases`` runs part of an epoch with the default settings phase by phase (each timed on its
-own, nothing overlapping), then the same part as ``fit`` runs it (warps on the second thread), and
-scales both to the 60,000 images of an epoch. ``step_flops`` counts the multiply-adds of one
-LeNet-5 training step; ``sgemm_peak`` measures what BLAS reaches on large matrices, the practical
-peak the step's rate is set against.
+own, nothing overlapping), then the same steps as ``train_epoch`` runs them, with the warps made
+in a worker process and on a thread, and scales them to the 60,000 images of an epoch.
+``step_flops`` counts the multiply-adds of one LeNet-5 training step; ``sgemm_peak`` measures what
+BLAS reaches on large matrices, the practical peak the step's rate is set against.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from threadpoolctl import threadpool_limits
 
 from lenet_fn.config import TrainConfig
 from lenet_fn.data import Mnist, minibatches
-from lenet_fn.loop import Run, end_epoch, fit, start_epoch, train_batch
+from lenet_fn.loop import Run, end_epoch, start_epoch, train_batch, train_epoch
 from lenet_fn.models import LENET5
 from lenet_fn.parallel import Workers, default_threads
 from lenet_fn.rundir import RunFiles
 from lenet_fn.state import initial_state, prepare_data
-from lenet_fn.warps import distorted_batch
+from lenet_fn.warps import WarpWorker, distorted_batch
 
 EPOCH_IMAGES = 60000
 
@@ -37,10 +37,12 @@ def _timed(seconds: dict[str, float], phase: str, job: Callable[[], Any]) -> Any
     return result
 
 
-def epoch_phases(dataset: Mnist, images: int = 6000) -> tuple[dict[str, float], float]:
+def epoch_phases(dataset: Mnist, images: int = 16000) -> tuple[dict[str, float], dict[str, float]]:
     """Seconds per 60,000-image epoch of each phase of the default run (measured on ``images``
-    training images; the test evaluation and the files once, as an epoch has them once), and the
-    seconds of the same part run by ``fit``, scaled the same way."""
+    training images; the test evaluation and the files once, as an epoch has them once), and of
+    the whole epoch as ``train_epoch`` runs it, its warps made in a worker process (as the default
+    run makes them) or on a thread (as a run of fewer than ``loop.WARP_PROCESS_MIN_STEPS`` steps
+    does): the same steps, scaled the same way, plus the evaluation and the files."""
     config = TrainConfig(epochs=1, limit=images, threads=default_threads(), warmup=500)
     data = prepare_data(LENET5, dataset, limit=images)
     scale = EPOCH_IMAGES / images
@@ -56,11 +58,21 @@ def epoch_phases(dataset: Mnist, images: int = 6000) -> tuple[dict[str, float], 
         state, _ = _timed(phases, "test evaluation", lambda: end_epoch(run, state))
         files = RunFiles(Path(folder), config, plots=True)
         _timed(phases, "run files", lambda: files.end_of_epoch(state))
-        started = time.perf_counter()
-        fit(LENET5, config, data, initial_state(LENET5, config), workers=workers)
-        fitted = time.perf_counter() - started
-    evaluation = phases["test evaluation"]
-    return phases, (fitted - evaluation) * scale + evaluation
+        outside = phases["test evaluation"] + phases["run files"]
+        with WarpWorker(data.train_x, config.distortion_ranges, config.seed, run.background) as warps:
+            in_process = _epoch_seconds(run, config, warps)
+        on_thread = _epoch_seconds(run, config, None)
+    whole = {"warps in a worker process": in_process * scale + outside, "warps on a thread": on_thread * scale + outside}
+    return phases, whole
+
+
+def _epoch_seconds(run: Run, config: TrainConfig, warps: WarpWorker | None) -> float:
+    """Seconds of one epoch's steps as ``train_epoch`` runs them (from a fresh start)."""
+    state = start_epoch(run, initial_state(LENET5, config))
+    started = time.perf_counter()
+    for state in train_epoch(run, state, warps):
+        pass
+    return time.perf_counter() - started
 
 
 def step_flops(batch: int) -> float:
