@@ -32,6 +32,7 @@ import numpy as np
 
 from lenet_fn.arrays import FloatArray, IntArray
 from lenet_fn.augment import DistortionRanges, distort
+from lenet_fn.runtime import reuse_freed_memory, set_blas_threads
 
 AHEAD = 4
 """Batches requested from the worker before the first is read (its answers wait in the pipe)."""
@@ -218,9 +219,8 @@ def serve(source: BinaryIO, sink: BinaryIO) -> None:
 def main() -> int:
     """``python -m lenet_fn.warps``: serves a training process's requests on stdin and stdout."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the training process stops this one
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
+    set_blas_threads(1)
+    reuse_freed_memory()  # warping batch after batch: 1.4 ms a batch of 32 with it, 2.9-3.4 without
     try:
         serve(sys.stdin.buffer, sys.stdout.buffer)
     except (BrokenPipeError, ConnectionResetError):  # the training process has stopped reading
