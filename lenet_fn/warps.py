@@ -37,7 +37,8 @@ from lenet_fn.runtime import reuse_freed_memory, set_blas_threads
 AHEAD = 4
 """Batches requested from the worker before the first is read (its answers wait in the pipe)."""
 _PIPE_BYTES = 1 << 20
-"""The pipe size asked of Linux for the worker's answers, so that several fit in it."""
+"""The pipe size asked of Linux (its default ceiling): several answers wait in it, and the
+training inputs go over in large writes."""
 _REQUEST = struct.Struct("<3q")  # epoch, batch index, rows that follow (int64 each)
 _WARPED, _FAILED = b"\x00", b"\x01"
 
@@ -90,10 +91,11 @@ class WarpWorker:
             [sys.executable, "-m", "lenet_fn.warps"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0, start_new_session=True,
         )  # fmt: skip
-        try:
-            fcntl.fcntl(self._process.stdout.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)  # type: ignore[union-attr]
-        except OSError:  # a smaller pipe only means fewer answers wait in it
-            pass
+        for pipe in (self._process.stdin, self._process.stdout):
+            try:
+                fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)  # type: ignore[union-attr]
+            except OSError:  # a smaller pipe only means fewer bytes wait in it
+                pass
         try:
             images = np.ascontiguousarray(self.train_x)
             settings = {"shape": images.shape, "dtype": images.dtype.str, "seed": self.seed, "background": self.background,
