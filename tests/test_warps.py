@@ -102,3 +102,38 @@ def _alive(pid: int) -> bool:
             return stat.read().split(")")[-1].split()[0] != "Z"  # a zombie has ended
     except FileNotFoundError:
         return False
+
+
+def test_ctrl_c_on_the_terminal_stops_a_run_and_its_worker_with_one_line(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C goes to the whole foreground process group: here a real SIGINT to the group
+    of ``python -m lenet_fn.train`` while its worker warps (500 steps: the run has one)."""
+    command = [sys.executable, "-m", "lenet_fn.train", "--limit", "16000", "--epochs", "1", "--threads", "2", "--out", str(tmp_path / "run")]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (workers := _children_running(run.pid, "lenet_fn.warps")) and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.05)
+        assert workers, "the run started no worker"
+        time.sleep(0.5)  # into the steps
+        os.killpg(run.pid, signal.SIGINT)
+        _, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+        run.wait()
+    assert run.returncode == 130, err
+    assert err.lstrip().startswith("stopped by Ctrl-C at epoch 1") and "Traceback" not in err, err
+    assert not any(_alive(pid) for pid in workers)
+
+
+def _children_running(parent: int, module: str) -> list[int]:
+    """The processes whose parent is ``parent`` and whose command line names ``module``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and module.encode() in command:
+            found.append(int(entry.name))
+    return found
