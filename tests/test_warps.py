@@ -7,12 +7,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from lenet_fn import warps
 from lenet_fn.augment import DistortionRanges
 from lenet_fn.warps import AHEAD, WarpWorker, distorted_batch
 
@@ -40,6 +42,27 @@ def test_the_worker_gives_the_batches_warped_here(rng: np.random.Generator, shap
                 np.testing.assert_array_equal(got, want)
         assert list(worker.batches(1, [])) == []
         assert worker.running
+
+
+def test_large_batches_through_small_pipes_do_not_lock_the_two_up(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    # one page per pipe: the requests in flight (AHEAD of 1,500 rows) outgrow the worker's input
+    # while it waits for its first answer (4.7 MB) to be read
+    monkeypatch.setattr(warps, "_PIPE_BYTES", 4096)
+    x = rng.random((3000, 784)).astype(np.float32)
+    numbered = numbered_rows(rng, 3000, AHEAD + 2, size=1500)
+    batches: list[tuple[np.ndarray, np.ndarray]] = []
+    with WarpWorker(x, RANGES, 5, -0.1) as worker:
+        reader = threading.Thread(target=lambda: batches.extend(worker.batches(0, numbered)), daemon=True)
+        reader.start()
+        reader.join(timeout=60)
+        locked = reader.is_alive()
+        if locked and worker.pid is not None:
+            os.kill(worker.pid, signal.SIGKILL)  # frees the training side, which then warps the rest itself
+            reader.join()
+        assert not locked, "the training process and the worker waited for each other"
+        assert worker.running
+    for (_, got), want in zip(batches, expected(x, 0, numbered), strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_a_batch_the_worker_cannot_warp_raises_here_and_the_rest_are_right(rng: np.random.Generator) -> None:
@@ -74,7 +97,8 @@ def test_the_worker_ignores_ctrl_c_on_the_terminal_and_ends_with_the_run(tmp_pat
     script.write_text(textwrap.dedent("""
         import os, sys, time
         import numpy as np
-        from lenet_fn.augment import DistortionRanges
+        from lenet_fn import warps
+from lenet_fn.augment import DistortionRanges
         from lenet_fn.warps import WarpWorker
         with WarpWorker(np.zeros((10, 1, 28, 28), np.float32), DistortionRanges(), 0, 0.0) as worker:
             print(worker.pid, os.getsid(worker.pid), os.getsid(0), flush=True)
