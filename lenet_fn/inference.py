@@ -31,8 +31,8 @@ C3_BLOCK = 5
 """Output columns of C3 per row of its banded product (10 = 2 x 5)."""
 
 
-def tanh(x: FloatArray) -> FloatArray:
-    """``np.tanh`` of a fresh intermediate, in place."""
+def tanh_in_place(x: FloatArray) -> FloatArray:
+    """``np.tanh`` of ``x``, written over ``x`` (a fresh intermediate of the caller's)."""
     result: FloatArray = np.tanh(x, out=x)
     return result
 
@@ -89,7 +89,7 @@ def subsample_channels_last(x: FloatArray, coeff: FloatArray, bias: FloatArray) 
     rows = x[:, 0:h:2, :w] + x[:, 1:h:2, :w]  # (N, H // 2, W, C)
     pairs = rows.reshape(x.shape[0], h // 2, w // 2, 2 * c)
     total = pairs[..., :c] + pairs[..., c:]
-    flat = total.reshape(x.shape[0] * (h // 2), (w // 2) * c)
+    flat = total.reshape(x.shape[0] * (h // 2), (w // 2) * c)  # a view: ``total`` is fresh and contiguous
     flat *= np.tile(coeff, w // 2)
     flat += np.tile(bias, w // 2)
     return total
@@ -118,12 +118,12 @@ def lenet5_infer(params: LeNet5Params, x: FloatArray, table: np.ndarray[tuple[in
     slope, amplitude = x.dtype.type(SQUASH_SLOPE), x.dtype.type(SQUASH_AMPLITUDE)
     gain = slope * amplitude  # a layer fed by a squashed one: A from that squash, S for its own
     images = np.ascontiguousarray(x[:, 0, :, :, None])  # (N, 32, 32, 1)
-    t = tanh(conv_channels_last(images, slope * params.c1.w, slope * params.c1.b, block=C1_BLOCK))
-    t = tanh(subsample_channels_last(t, gain * params.s2.coeff, slope * params.s2.bias))
-    t = tanh(conv_channels_last(t, gain * dense_kernels(params.c3, table), slope * params.c3.b, block=C3_BLOCK))
-    t = tanh(subsample_channels_last(t, gain * params.s4.coeff, slope * params.s4.bias))
-    t = tanh(conv_channels_last(t, gain * params.c5.w, slope * params.c5.b).reshape(x.shape[0], -1))
-    a = tanh(t @ (gain * params.f6.w).T + slope * params.f6.b)
+    t = tanh_in_place(conv_channels_last(images, slope * params.c1.w, slope * params.c1.b, block=C1_BLOCK))
+    t = tanh_in_place(subsample_channels_last(t, gain * params.s2.coeff, slope * params.s2.bias))
+    t = tanh_in_place(conv_channels_last(t, gain * dense_kernels(params.c3, table), slope * params.c3.b, block=C3_BLOCK))
+    t = tanh_in_place(subsample_channels_last(t, gain * params.s4.coeff, slope * params.s4.bias))
+    t = tanh_in_place(conv_channels_last(t, gain * params.c5.w, slope * params.c5.b).reshape(x.shape[0], -1))
+    a = tanh_in_place(t @ (gain * params.f6.w).T + slope * params.f6.b)
     a *= amplitude
     centers = rbf_centers(a.dtype)
     difference = a[:, None, :] - centers[None, :, :]

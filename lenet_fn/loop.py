@@ -30,7 +30,8 @@ from lenet_fn.warps import WarpWorker, distorted_batch
 
 WARP_PROCESS_MIN_STEPS = 500
 """The fewest steps a run must have left for its warps to go to a process of their own
-(``warps.WarpWorker``): starting one costs about as much as warping a few hundred batches."""
+(``warps.WarpWorker``), whose start costs as much as a few hundred steps save (the docs' speed
+page has the measurements)."""
 
 
 class ProgressLine:
@@ -176,7 +177,7 @@ def train_epoch(run: Run, state: TrainState, warps: WarpWorker | None = None) ->
 
     start = state.progress.batch
     numbered = enumerate(minibatches(order, config.batch_size, start=start), start)
-    if warps is not None and config.distort:
+    if warps is not None and warps.running and config.distort:
         inputs = warps.batches(epoch, numbered)
     else:
         inputs = prefetched(batch_inputs, numbered, ahead=config.distort and run.workers.threads > 1)

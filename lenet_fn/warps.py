@@ -18,7 +18,6 @@ warp (it answers so, or it has stopped) is warped here, where any error is raise
 from __future__ import annotations
 
 import collections
-import fcntl
 import json
 import queue
 import signal
@@ -35,6 +34,11 @@ import numpy as np
 from lenet_fn.arrays import FloatArray, IntArray
 from lenet_fn.augment import DistortionRanges, distort
 from lenet_fn.runtime import reuse_freed_memory, set_blas_threads
+
+try:
+    import fcntl
+except ImportError:  # Windows: no pipe sizes to set
+    fcntl = None  # type: ignore[assignment]
 
 AHEAD = 4
 """Batches requested from the worker before the first is read (its answers wait in the pipe)."""
@@ -63,6 +67,19 @@ def distorted_batch(x: FloatArray, ranges: DistortionRanges, seed: tuple[int, in
     return distort(images, rng, fill=background, ranges=ranges).reshape(x.shape)
 
 
+def _enlarge_pipes(process: subprocess.Popen[bytes]) -> None:
+    """Asks Linux for ``_PIPE_BYTES`` pipes to and from ``process`` (elsewhere, or if refused,
+    the pipes keep their size: fewer bytes wait in them, nothing else changes)."""
+    resize: int | None = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if resize is None:
+        return
+    for pipe in (process.stdin, process.stdout):
+        try:
+            fcntl.fcntl(pipe.fileno(), resize, _PIPE_BYTES)  # type: ignore[union-attr]
+        except OSError:
+            pass
+
+
 def _read_exactly(stream: BinaryIO, buffer: memoryview) -> bool:
     """Fills ``buffer`` from ``stream``; False if the stream ends first."""
     filled = 0
@@ -86,28 +103,34 @@ class WarpWorker:
 
     def __init__(self, train_x: FloatArray, ranges: DistortionRanges, seed: int, background: float) -> None:
         self.train_x, self.ranges, self.seed, self.background = train_x, ranges, seed, background
+        self.answered = 0
+        """How many batches the worker has warped (the others were warped here)."""
         self._process: subprocess.Popen[bytes] | None = None
+        self._in_step = True  # no message is half written or half read
 
     def __enter__(self) -> WarpWorker:
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "lenet_fn.warps"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0, start_new_session=True,
-        )  # fmt: skip
-        for pipe in (self._process.stdin, self._process.stdout):
-            try:
-                fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)  # type: ignore[union-attr]
-            except OSError:  # a smaller pipe only means fewer bytes wait in it
-                pass
         try:
-            images = np.ascontiguousarray(self.train_x)
-            settings = {"shape": images.shape, "dtype": images.dtype.str, "seed": self.seed, "background": self.background,
-                        "ranges": [self.ranges.translate, self.ranges.scale, self.ranges.squeeze, self.ranges.shear]}  # fmt: skip
-            header = json.dumps(settings).encode()
-            self._send(struct.pack("<q", len(header)) + header, images.data.cast("B"))
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "lenet_fn.warps"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0, start_new_session=True,
+            )  # fmt: skip
+        except OSError:  # no process to be had (too many, say): the batches are warped here
+            return self
+        _enlarge_pipes(self._process)
+        try:
+            self._send_inputs()
         except BaseException:  # a Ctrl-C while the inputs go over, say
-            self._stop()
+            self._stop(at_once=True)
             raise
         return self
+
+    def _send_inputs(self) -> None:
+        images = np.ascontiguousarray(self.train_x)
+        ranges = [float(value) for value in (self.ranges.translate, self.ranges.scale, self.ranges.squeeze, self.ranges.shear)]
+        settings = {"shape": images.shape, "dtype": images.dtype.str, "seed": int(self.seed), "background": float(self.background),
+                    "ranges": ranges}  # fmt: skip
+        header = json.dumps(settings).encode()
+        self._send(struct.pack("<q", len(header)) + header, images.data.cast("B"))
 
     @property
     def running(self) -> bool:
@@ -126,17 +149,21 @@ class WarpWorker:
         """Writes ``parts`` to the worker, whole; stops it if it cannot take them."""
         if self._process is None:
             return
+        self._in_step = False
         try:
             for part in parts:
                 view = memoryview(part).cast("B")
                 while view:
                     view = view[self._process.stdin.write(view) :]  # type: ignore[union-attr]
         except OSError:  # it has stopped (a broken pipe)
-            self._stop()
+            self._stop(at_once=True)
+        self._in_step = True
 
-    def _stop(self) -> None:
-        """Closes the worker's pipes and waits for it to end (it ends when its input closes)."""
+    def _stop(self, *, at_once: bool = False) -> None:
+        """Closes the worker's pipes and waits for it to end (it ends when its input closes);
+        ``at_once`` ends it without waiting for the warps it has queued (it holds nothing)."""
         process, self._process = self._process, None
+        self._in_step = True
         if process is None:
             return
         for pipe in (process.stdin, process.stdout):
@@ -144,6 +171,8 @@ class WarpWorker:
                 pipe.close()  # type: ignore[union-attr]
             except OSError:
                 pass
+        if at_once:
+            process.kill()
         try:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -156,17 +185,21 @@ class WarpWorker:
             return False
         stream: BinaryIO = self._process.stdout  # type: ignore[assignment]
         status = bytearray(b"?")
+        self._in_step = False
         if _read_exactly(stream, memoryview(status)) and status == _FAILED:
+            self._in_step = True
             return False
         if status == _WARPED and _read_exactly(stream, x.data.cast("B")):
+            self._in_step, self.answered = True, self.answered + 1
             return True
-        self._stop()  # it ended mid-answer (or never answered)
+        self._stop(at_once=True)  # it ended mid-answer (or never answered)
         return False
 
     def batches(self, epoch: int, numbered: Iterable[tuple[int, IntArray]]) -> Iterator[tuple[IntArray, FloatArray]]:
         """``(rows, distorted_batch(train_x[rows], ...))`` for each numbered batch of ``epoch``, in
-        order, the worker ``AHEAD`` batches ahead. Closing the iterator early stops the worker (its
-        answers to the batches not taken would be read as the next ones)."""
+        order, the worker ``AHEAD`` batches ahead. Leaving early (closing the iterator, or an
+        exception such as a Ctrl-C) stops the worker when a request is left unanswered or a message
+        half sent or half read: what it would send next would be read in the wrong place."""
         pending: collections.deque[tuple[int, IntArray]] = collections.deque()
         items = iter(numbered)
         try:
@@ -180,8 +213,8 @@ class WarpWorker:
                 index, rows = pending.popleft()
                 yield rows, self._warped(epoch, index, rows)
         finally:
-            if pending:
-                self._stop()
+            if pending or not self._in_step:
+                self._stop(at_once=True)
 
     def _warped(self, epoch: int, index: int, rows: IntArray) -> FloatArray:
         """The worker's answer for the batch, or (when it could not warp it) the batch warped here."""

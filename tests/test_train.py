@@ -131,7 +131,15 @@ SDLM_AND_DISTORTIONS = {"optimizer": "sdlm", "lr": 5e-4, "momentum": 0.0, "warmu
 def test_an_interrupted_run_resumes_bit_for_bit(
     mnist: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, epoch: int, batch: int, settings: dict[str, Any]
 ) -> None:
+    in_worker = "warp_process_min_steps" in settings
     monkeypatch.setattr(loop, "WARP_PROCESS_MIN_STEPS", settings.pop("warp_process_min_steps", loop.WARP_PROCESS_MIN_STEPS))
+    workers_started: list[WarpWorker] = []
+
+    def start_worker(*args: Any) -> WarpWorker:
+        workers_started.append(WarpWorker(*args))
+        return workers_started[-1]
+
+    monkeypatch.setattr(loop, "WarpWorker", start_worker)
     config = train.TrainConfig(**{"epochs": 2, "batch_size": 40, "lr": 0.002, "limit": 320, "threads": 2, "seed": 7, **settings})
     data = small_data("lenet5", mnist, train_count=320)
     with Workers(2) as workers:
@@ -146,6 +154,7 @@ def test_an_interrupted_run_resumes_bit_for_bit(
         np.testing.assert_array_equal(one, other)
     for before, after in zip(straight.history, resumed.history, strict=True):
         assert (before.loss, before.train_error, before.test_error) == (after.loss, after.train_error, after.test_error)
+    assert len(workers_started) == (3 if in_worker else 0) and all(worker.answered for worker in workers_started)
 
 
 @pytest.mark.parametrize(("every", "estimated_at"), [(0, [0]), (3, [0, 3, 6]), (8, [0])])
@@ -177,14 +186,19 @@ def test_warping_ahead_on_a_thread_or_a_process_gives_the_run_warping_inline_giv
     # or in a worker process once the run has WARP_PROCESS_MIN_STEPS steps to go
     config = train.TrainConfig(epochs=2, batch_size=40, lr=0.002, limit=200, seed=3, distort=True, threads=2)
     data = small_data("lenet5", mnist, train_count=200, test_count=50)
-    workers_started: list[Any] = []
-    monkeypatch.setattr(loop, "WarpWorker", lambda *args: workers_started.append(args) or WarpWorker(*args))
+    workers_started: list[WarpWorker] = []
+
+    def start_worker(*args: Any) -> WarpWorker:
+        workers_started.append(WarpWorker(*args))
+        return workers_started[-1]
+
+    monkeypatch.setattr(loop, "WarpWorker", start_worker)
     with Workers(2) as workers:  # BLAS on one thread for every run (its thread count changes rounding)
         ahead = train.fit(LENET5, config, data, train.initial_state(LENET5, config), workers=workers)
         assert not workers_started  # 10 steps: not worth a process
         monkeypatch.setattr(loop, "WARP_PROCESS_MIN_STEPS", 10)
         in_process = train.fit(LENET5, config, data, train.initial_state(LENET5, config), workers=workers)
-        assert len(workers_started) == 1  # one for the whole run
+        assert len(workers_started) == 1 and workers_started[0].answered == 10  # one for the whole run, warping every batch
         inline = train.fit(LENET5, config, data, train.initial_state(LENET5, config))
     for one, other, third in zip(tree_leaves(ahead.params), tree_leaves(inline.params), tree_leaves(in_process.params), strict=True):
         np.testing.assert_array_equal(one, other)

@@ -92,6 +92,51 @@ def test_a_worker_that_dies_leaves_the_batches_unchanged(rng: np.random.Generato
         np.testing.assert_array_equal(got, want)
 
 
+def test_a_ctrl_c_in_the_middle_of_an_answer_stops_the_worker_and_the_rest_are_right(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    x = rng.random((100, 1, 28, 28)).astype(np.float32)
+    numbered = numbered_rows(rng, 100, 3)
+    real_read = warps._read_exactly
+    with WarpWorker(x, RANGES, 5, -0.1) as worker:
+        def interrupted_read(stream: object, buffer: memoryview) -> bool:
+            monkeypatch.setattr(warps, "_read_exactly", real_read)
+            real_read(stream, buffer[:1])  # type: ignore[arg-type]
+            raise KeyboardInterrupt  # its status byte read, the batch not
+
+        monkeypatch.setattr(warps, "_read_exactly", interrupted_read)
+        with pytest.raises(KeyboardInterrupt):
+            list(worker.batches(0, numbered[-1:]))  # the last request: none is left unanswered
+        assert not worker.running  # the rest of the answer would be read as the next one's
+        batches = list(worker.batches(0, numbered))
+    for (_, got), want in zip(batches, expected(x, 0, numbered), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_without_a_worker_process_the_batches_are_warped_here(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)  # (the module warps starts its worker with)
+    x = rng.random((50, 784)).astype(np.float32)
+    numbered = numbered_rows(rng, 50, 2)
+    with WarpWorker(x, RANGES, np.int64(5), np.float32(-0.1)) as worker:  # type: ignore[arg-type]
+        assert not worker.running
+        batches = list(worker.batches(0, numbered))
+    for (_, got), want in zip(batches, expected(x, 0, numbered), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_numpy_numbers_for_the_seed_and_background_reach_the_worker(rng: np.random.Generator) -> None:
+    x = rng.random((50, 1, 28, 28)).astype(np.float32)
+    numbered = numbered_rows(rng, 50, 2)
+    with WarpWorker(x, RANGES, np.int64(5), np.float32(-0.1)) as worker:  # type: ignore[arg-type]
+        batches = list(worker.batches(0, numbered))
+        assert worker.running and worker.answered == 2
+    for (_, got), want in zip(batches, expected(x, 0, numbered), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_the_worker_ignores_ctrl_c_on_the_terminal_and_ends_with_the_run(tmp_path: Path) -> None:
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent("""
@@ -130,21 +175,23 @@ def _alive(pid: int) -> bool:
 def test_ctrl_c_on_the_terminal_stops_a_run_and_its_worker_with_one_line(tmp_path: Path) -> None:
     """A terminal's Ctrl-C goes to the whole foreground process group: here a real SIGINT to the group
     of ``python -m lenet_fn.train`` while its worker warps (500 steps: the run has one)."""
-    command = [sys.executable, "-m", "lenet_fn.train", "--limit", "16000", "--epochs", "1", "--threads", "2", "--out", str(tmp_path / "run")]
-    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    command = [sys.executable, "-m", "lenet_fn.train", "--limit", "16000", "--epochs", "2", "--threads", "2", "--out", str(tmp_path / "run")]
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=environment)
     try:
-        deadline = time.monotonic() + 60
-        while not (workers := _children_running(run.pid, "lenet_fn.warps")) and time.monotonic() < deadline and run.poll() is None:
-            time.sleep(0.05)
-        assert workers, "the run started no worker"
-        time.sleep(0.5)  # into the steps
-        os.killpg(run.pid, signal.SIGINT)
+        assert run.stdout is not None
+        while not (line := run.stdout.readline()).startswith("epoch"):
+            assert line, "the run ended before its first epoch"
+        workers = _children_running(run.pid, "lenet_fn.warps")
+        assert workers, "the run has no worker"
+        time.sleep(1)  # into the second epoch's 500 steps
+        os.killpg(run.pid, signal.SIGINT)  # while the worker warps its batches
         _, err = run.communicate(timeout=60)
     finally:
         run.kill()
         run.wait()
     assert run.returncode == 130, err
-    assert err.lstrip().startswith("stopped by Ctrl-C") and "Traceback" not in err, err  # (a busy machine may not be past the start)
+    assert err.lstrip().startswith("stopped by Ctrl-C at epoch 2") and "Traceback" not in err, err
     assert not any(_alive(pid) for pid in workers)
 
 
