@@ -26,7 +26,6 @@ This is a measurement, not a test: run it on a quiet machine.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import time
@@ -53,18 +52,7 @@ from lenet_fn.train import DEFAULTS, forward_backward, predict_outputs
 
 from epoch_phases import epoch_phases, sgemm_peak, step_flops
 from numpy_floor import floors
-
-
-def best_of(run: Callable[[], object], *, repeats: int, number: int) -> float:
-    """The median over ``repeats`` of the mean seconds of ``number`` calls."""
-    run()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        for _ in range(number):
-            run()
-        times.append((time.perf_counter() - started) / number)
-    return statistics.median(times)
+from timing import best_of, fastest_alternating
 
 
 def step_images_per_second(model: Model[Any], x: np.ndarray[Any, Any], labels: np.ndarray[Any, Any], workers: Workers, steps: int) -> float:
@@ -308,20 +296,6 @@ def torch_plain_lenet5_images_per_second(x: np.ndarray[Any, Any], labels: np.nda
     """Training images/s of ``torch_plain_lenet5``."""
     step, _ = torch_plain_lenet5(x, labels, x, threads)
     return float(x.shape[0] / best_of(step, repeats=5, number=steps))
-
-
-def fastest_alternating(first: Callable[[], object], second: Callable[[], object], rounds: int = 5) -> tuple[float, float]:
-    """The fewest seconds of one call of each, the two called in turn ``rounds`` times (after a
-    call each to warm up): on a shared machine, what another tenant takes slows both alike, and
-    the fastest call is the one it slowed least."""
-    first(), second()
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(rounds):
-        for job, record in ((first, times[0]), (second, times[1])):
-            started = time.perf_counter()
-            job()
-            record.append(time.perf_counter() - started)
-    return min(times[0]), min(times[1])
 
 
 # --------------------------------------------------------------------------------------------

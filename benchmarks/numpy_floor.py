@@ -27,10 +27,9 @@ out of reach for NumPy, whatever the code. ``bench_train.py --torch`` sets it ag
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -40,24 +39,20 @@ from threadpoolctl import threadpool_limits
 from lenet_fn.inference import C1_BLOCK, C3_BLOCK, banded_kernels
 from lenet_fn.ops import _unfold
 
+from timing import best_of
+
 Array = np.ndarray[Any, Any]
 # (input channels, input side, output channels, banded block) of the three convolutions
 CONVOLUTIONS = {"c1": (1, 32, 6, C1_BLOCK), "c3": (6, 14, 16, C3_BLOCK), "c5": (16, 5, 120, 1)}
 
 
 def seconds_of(run: Callable[[], object], repeats: int = 7) -> float:
-    """The median seconds of ``run`` (after one call to warm up), over enough calls to take ~20 ms each repeat."""
+    """``timing.best_of`` of ``run``, with enough calls per repeat to take about 20 ms."""
     run()
     started = time.perf_counter()
     run()
     number = max(1, int(0.02 / max(time.perf_counter() - started, 1e-6)))
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        for _ in range(number):
-            run()
-        times.append((time.perf_counter() - started) / number)
-    return statistics.median(times)
+    return best_of(run, repeats=repeats, number=number)
 
 
 def banded_patches(x: Array, kernel: int, block: int) -> Array:
@@ -99,10 +94,10 @@ def convolution_floor(name: str, batch: int, rng: np.random.Generator, *, backwa
     return {f"{name} {piece}": seconds for piece, seconds in pieces.items()}
 
 
-def pass_floor(sizes: dict[str, int], batch: int, rng: np.random.Generator, kernel: Callable[[Array, Array], object]) -> float:
+def pass_floor(sizes: Iterable[int], batch: int, rng: np.random.Generator, kernel: Callable[[Array, Array], object]) -> float:
     """Seconds of one ``kernel(source, out)`` pass over each array of ``size`` values per image, summed."""
     total = 0.0
-    for size in sizes.values():
+    for size in sizes:
         source = rng.standard_normal(batch * size, dtype=np.float32)
         out = np.empty_like(source)
         total += seconds_of(lambda: kernel(source, out))
@@ -123,8 +118,10 @@ def read_pass(source: Array, out: Array) -> None:
 
 SQUASHED = {"c1": 6 * 28 * 28, "s2": 6 * 14 * 14, "c3": 16 * 10 * 10, "s4": 16 * 5 * 5, "c5": 120, "f6": 84}
 """Values per image of each layer's output, each squashed."""
-SUBSAMPLED = {"s2": (6 * 28 * 28, 6 * 14 * 14), "s4": (16 * 10 * 10, 16 * 5 * 5)}
-"""Values per image of each subsampling's input and output."""
+SUBSAMPLED_INPUTS = (6 * 28 * 28, 16 * 10 * 10)
+"""Values per image of S2's and S4's inputs."""
+SUBSAMPLED_OUTPUTS = (6 * 14 * 14, 16 * 5 * 5)
+"""Values per image of S2's and S4's outputs."""
 BIASED = {"c1": 6 * 28 * 28, "c3": 16 * 10 * 10, "c5": 120, "f6": 84}
 """Values per image of the outputs of the layers with a bias."""
 
@@ -132,9 +129,9 @@ BIASED = {"c1": 6 * 28 * 28, "c3": 16 * 10 * 10, "c5": 120, "f6": 84}
 def forward_elementwise_floor(batch: int, rng: np.random.Generator) -> dict[str, float]:
     """The subsamplings' window sums and outputs, and the squashing (one tanh pass each)."""
     return {
-        "subsampling: read the input, write the output": pass_floor({k: v[0] for k, v in SUBSAMPLED.items()}, batch, rng, read_pass)
-        + pass_floor({k: v[1] for k, v in SUBSAMPLED.items()}, batch, rng, write_pass),
-        "squashing: one tanh pass each": pass_floor(SQUASHED, batch, rng, tanh_pass),
+        "subsampling: read the input, write the output": pass_floor(SUBSAMPLED_INPUTS, batch, rng, read_pass)
+        + pass_floor(SUBSAMPLED_OUTPUTS, batch, rng, write_pass),
+        "squashing: one tanh pass each": pass_floor(SQUASHED.values(), batch, rng, tanh_pass),
     }
 
 
@@ -147,11 +144,11 @@ def step_floor(batch: int, rng: np.random.Generator) -> dict[str, float]:
     d_out = rng.standard_normal((batch, 84), dtype=np.float32)
     pieces["f6 products"] = seconds_of(lambda: x @ w.T) + seconds_of(lambda: d_out.T @ x) + seconds_of(lambda: d_out @ w)
     pieces |= forward_elementwise_floor(batch, rng)
-    pieces["squash derivative: three passes each"] = 3 * pass_floor(SQUASHED, batch, rng, write_pass)
-    pieces["subsampling backward: a write, two reductions"] = pass_floor({k: v[0] for k, v in SUBSAMPLED.items()}, batch, rng, write_pass) + 2 * pass_floor(
-        {k: v[1] for k, v in SUBSAMPLED.items()}, batch, rng, read_pass
+    pieces["squash derivative: three passes each"] = 3 * pass_floor(SQUASHED.values(), batch, rng, write_pass)
+    pieces["subsampling backward: a write, two reductions"] = pass_floor(SUBSAMPLED_INPUTS, batch, rng, write_pass) + 2 * pass_floor(
+        SUBSAMPLED_OUTPUTS, batch, rng, read_pass
     )
-    pieces["bias gradients: one reduction each"] = pass_floor(BIASED, batch, rng, read_pass)
+    pieces["bias gradients: one reduction each"] = pass_floor(BIASED.values(), batch, rng, read_pass)
     return pieces
 
 
